@@ -1,0 +1,131 @@
+//! Packing operands into contiguous, aligned micro-panels.
+//!
+//! A packed A block holds `ceil(mc / mr)` panels; panel `q` stores rows `q*mr .. q*mr+mr`
+//! step by step: `panel[p*mr + i] = A(q*mr + i, p)`. A packed B block holds `ceil(nc / nr)`
+//! panels with `panel[p*nr + j] = B(p, q*nr + j)`. Rows or columns past the matrix are zero,
+//! so the micro-kernel always loads whole vectors. Each micro-kernel step then reads mr + nr
+//! consecutive floats, the access pattern the hardware prefetchers follow best.
+
+/// A growable, 64-byte-aligned f32 buffer (one cache line, one AVX-512 vector).
+#[derive(Default)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<CacheLine>,
+}
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct CacheLine([f32; 16]);
+
+impl AlignedBuf {
+    /// A pointer to at least `len` floats; grows (only) when needed, so a thread's buffers
+    /// reach their working size on the first products and never allocate again.
+    pub(crate) fn get(&mut self, len: usize) -> *mut f32 {
+        let lines = len.div_ceil(16);
+        if self.lines.len() < lines {
+            self.lines.resize(lines, CacheLine([0.0; 16]));
+        }
+        self.lines.as_mut_ptr().cast::<f32>()
+    }
+}
+
+/// Packs the `rows x depth` block of A at `a` (strides `rsa`, `csa`) into MR-row panels.
+///
+/// # Safety
+///
+/// `a` addresses a readable `rows x depth` block with those strides; `dst` has room for
+/// `rows.div_ceil(mr) * mr * depth` floats.
+#[inline(always)]
+pub(crate) unsafe fn pack_a(
+    mr: usize,
+    dst: *mut f32,
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    rows: usize,
+    depth: usize,
+) {
+    for (q, r0) in (0..rows).step_by(mr).enumerate() {
+        let live = (rows - r0).min(mr);
+        let panel = dst.wrapping_add(q * mr * depth);
+        let src = a.wrapping_offset(r0 as isize * rsa);
+        // SAFETY: reads are at (r0 + i < rows, p < depth) of A and writes at
+        // p*mr + i < mr*depth of panel q, which lies inside dst: both by the size contract.
+        unsafe {
+            if csa == 1 {
+                // Rows are contiguous: read each row forwards, write with stride mr.
+                for i in 0..live {
+                    let row = src.wrapping_offset(i as isize * rsa);
+                    for p in 0..depth {
+                        *panel.add(p * mr + i) = *row.add(p);
+                    }
+                }
+            } else {
+                for p in 0..depth {
+                    let col = src.wrapping_offset(p as isize * csa);
+                    for i in 0..live {
+                        *panel.add(p * mr + i) = *col.wrapping_offset(i as isize * rsa);
+                    }
+                }
+            }
+            if live < mr {
+                for p in 0..depth {
+                    for i in live..mr {
+                        *panel.add(p * mr + i) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs the `depth x cols` block of B at `b` (strides `rsb`, `csb`) into NR-column panels.
+///
+/// # Safety
+///
+/// `b` addresses a readable `depth x cols` block with those strides; `dst` has room for
+/// `cols.div_ceil(nr) * nr * depth` floats.
+#[inline(always)]
+pub(crate) unsafe fn pack_b(
+    nr: usize,
+    dst: *mut f32,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    depth: usize,
+    cols: usize,
+) {
+    for (q, j0) in (0..cols).step_by(nr).enumerate() {
+        let live = (cols - j0).min(nr);
+        let panel = dst.wrapping_add(q * nr * depth);
+        let src = b.wrapping_offset(j0 as isize * csb);
+        // SAFETY: reads are at (p < depth, j0 + j < cols) of B and writes at
+        // p*nr + j < nr*depth of panel q, which lies inside dst: both by the size contract.
+        unsafe {
+            if csb == 1 {
+                // Rows of B are contiguous: each step is one short memcpy (plus zero padding).
+                for p in 0..depth {
+                    let row = src.wrapping_offset(p as isize * rsb);
+                    let out = panel.add(p * nr);
+                    std::ptr::copy_nonoverlapping(row, out, live);
+                    for j in live..nr {
+                        *out.add(j) = 0.0;
+                    }
+                }
+            } else {
+                // Columns are (usually) contiguous: read each column forwards, write with
+                // stride nr; the nr output streams stay in L1.
+                for j in 0..live {
+                    let col = src.wrapping_offset(j as isize * csb);
+                    for p in 0..depth {
+                        *panel.add(p * nr + j) = *col.wrapping_offset(p as isize * rsb);
+                    }
+                }
+                for p in 0..depth {
+                    for j in live..nr {
+                        *panel.add(p * nr + j) = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! AVX2 + FMA: eight f32 lanes in a `__m256`.
+
+use std::arch::x86_64::*;
+
+use super::Vector;
+
+/// Eight f32 lanes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F32x8(__m256);
+
+/// A lane mask selecting the first `n` of eight lanes, as `vmaskmovps` wants it (sign bits).
+///
+/// # Safety
+///
+/// AVX2 must be available.
+#[inline(always)]
+unsafe fn first_lanes(n: usize) -> __m256i {
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+// SAFETY: every method uses only AVX, AVX2 and FMA instructions, which the trait's contract
+// makes the caller guarantee; the pointer methods touch only the lanes the caller vouches for
+// (the masked forms suppress faults on the masked-off lanes).
+unsafe impl Vector for F32x8 {
+    const LANES: usize = 8;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: AVX and 8 readable lanes at p are guaranteed by the caller.
+        F32x8(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: AVX and 8 writable lanes at p are guaranteed by the caller.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX2 and n readable lanes are guaranteed; masked lanes are not accessed.
+        F32x8(unsafe { _mm256_maskload_ps(p, first_lanes(n)) })
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: AVX2 and n writable lanes are guaranteed; masked lanes are not accessed.
+        unsafe { _mm256_maskstore_ps(p, first_lanes(n), self.0) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: FMA is guaranteed by the caller.
+        F32x8(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_mul_ps(self.0, b.0) })
+    }
+}

@@ -1,0 +1,87 @@
+//! A small per-ISA vocabulary of f32 vector operations.
+//!
+//! Algorithms (the GEMM micro-kernel, the fused element-wise kernels) are written once,
+//! generic over [`Vector`]; each instruction set supplies one implementation of the trait in
+//! its own module. Every method is `#[inline(always)]` and carries no `#[target_feature]`:
+//! the operations are inlined into an entry function that does carry the features, and that
+//! entry is only ever called after the features were detected (see [`crate::isa`]).
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
+pub(crate) mod scalar;
+
+/// The widest vector any implementation has, in f32 lanes (AVX-512).
+pub(crate) const MAX_LANES: usize = 16;
+
+/// One register of f32 lanes and the operations the kernels need.
+///
+/// # Safety
+///
+/// Implementations are only sound to call from code compiled with (or running on a CPU
+/// verified to have) the target features of their instruction set. Every method is `unsafe`
+/// for that reason; those that take pointers also require the pointed-to lanes to be valid.
+pub(crate) unsafe trait Vector: Copy {
+    /// Number of f32 lanes.
+    const LANES: usize;
+
+    /// All lanes zero.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn zero() -> Self;
+
+    /// All lanes `x`.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn splat(x: f32) -> Self;
+
+    /// Loads `LANES` consecutive values (no alignment needed).
+    ///
+    /// # Safety
+    ///
+    /// Features available; `p..p+LANES` readable.
+    unsafe fn load(p: *const f32) -> Self;
+
+    /// Stores `LANES` consecutive values (no alignment needed).
+    ///
+    /// # Safety
+    ///
+    /// Features available; `p..p+LANES` writable.
+    unsafe fn store(self, p: *mut f32);
+
+    /// Loads the first `n < LANES` values; the other lanes are zero and their memory is not
+    /// touched.
+    ///
+    /// # Safety
+    ///
+    /// Features available; `p..p+n` readable.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self;
+
+    /// Stores the first `n < LANES` lanes; memory past them is not touched.
+    ///
+    /// # Safety
+    ///
+    /// Features available; `p..p+n` writable.
+    unsafe fn store_partial(self, p: *mut f32, n: usize);
+
+    /// `self * b + c`, with a single rounding where the instruction set has fused multiply-add.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+
+    /// Lane-wise product.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn mul(self, b: Self) -> Self;
+}

@@ -1,0 +1,65 @@
+//! AArch64 Advanced SIMD: four f32 lanes in a `float32x4_t`.
+
+use std::arch::aarch64::*;
+
+use super::Vector;
+
+/// Four f32 lanes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct F32x4(float32x4_t);
+
+// SAFETY: every method uses only NEON instructions, which the trait's contract makes the
+// caller guarantee; partial loads and stores go through a stack buffer and copy exactly the
+// lanes the caller vouches for, since NEON has no masked memory operations.
+unsafe impl Vector for F32x4 {
+    const LANES: usize = 4;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: NEON is guaranteed by the caller.
+        F32x4(unsafe { vdupq_n_f32(0.0) })
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: NEON is guaranteed by the caller.
+        F32x4(unsafe { vdupq_n_f32(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: NEON and 4 readable lanes at p are guaranteed by the caller.
+        F32x4(unsafe { vld1q_f32(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: NEON and 4 writable lanes at p are guaranteed by the caller.
+        unsafe { vst1q_f32(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        let mut lanes = [0.0f32; 4];
+        // SAFETY: n < 4 readable lanes at p (caller), and `lanes` has room for 4.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), n);
+            F32x4(vld1q_f32(lanes.as_ptr()))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        let mut lanes = [0.0f32; 4];
+        // SAFETY: `lanes` has room for 4; n < 4 writable lanes at p (caller).
+        unsafe {
+            vst1q_f32(lanes.as_mut_ptr(), self.0);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, n);
+        }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller. vfmaq_f32(acc, x, y) = acc + x*y, fused.
+        F32x4(unsafe { vfmaq_f32(c.0, self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller.
+        F32x4(unsafe { vmulq_f32(self.0, b.0) })
+    }
+}
