@@ -107,7 +107,11 @@ impl Plan {
         // enough column tiles. Below that, broadcasting from A's own storage is as fast.
         let column_tiles = p.n.div_ceil(K::NR);
         let pack_a = column_tiles > 2 && p.m > K::MR;
-        let pack_b = !(p.csb == 1 && p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS);
+        // Packing B costs a read and a write of it; reading it in place costs one pass per
+        // MR-row panel of A. With few row panels, or a B that stays in L2, in place wins.
+        let few_row_panels = p.m <= 4 * K::MR;
+        let pack_b = !(p.csb == 1
+            && (few_row_panels || p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS));
         Plan { pack_a, pack_b }
     }
 }
@@ -156,23 +160,26 @@ pub(crate) unsafe fn run<K: MicroKernel>(p: &Problem, plan: Plan) {
         unsafe { scale_c(p) };
         return;
     }
-    BUFFERS.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        let Buffers { a, b, b_edge } = &mut *bufs;
-        let a_buf = if plan.pack_a {
-            a.get(K::MC.min(p.m.next_multiple_of(K::MR)) * K::KC.min(p.k))
-        } else {
-            std::ptr::null_mut()
-        };
-        let b_buf = if plan.pack_b {
-            b.get(K::NC.min(p.n.next_multiple_of(K::NR)) * K::KC.min(p.k))
-        } else {
-            std::ptr::null_mut()
-        };
-        let edge_buf = b_edge.get(K::NR * K::KC.min(p.k));
-        // SAFETY: forwarded from this function's contract; buffers sized just above.
-        unsafe { loops::<K>(p, plan, a_buf, b_buf, edge_buf) }
-    });
+    // Move the thread's buffers out for the duration of the product (three Vec headers, no
+    // allocation) rather than working inside a `with` closure: a closure would be compiled
+    // without the entry function's target features, and nothing in it would be inlined.
+    let mut bufs = BUFFERS.take();
+    let a_buf = if plan.pack_a {
+        bufs.a
+            .get(K::MC.min(p.m.next_multiple_of(K::MR)) * K::KC.min(p.k))
+    } else {
+        std::ptr::null_mut()
+    };
+    let b_buf = if plan.pack_b {
+        bufs.b
+            .get(K::NC.min(p.n.next_multiple_of(K::NR)) * K::KC.min(p.k))
+    } else {
+        std::ptr::null_mut()
+    };
+    let edge_buf = bufs.b_edge.get(K::NR * K::KC.min(p.k));
+    // SAFETY: forwarded from this function's contract; buffers sized just above.
+    unsafe { loops::<K>(p, plan, a_buf, b_buf, edge_buf) };
+    BUFFERS.set(bufs);
 }
 
 /// The five loops.

@@ -19,7 +19,7 @@
 //! `alpha * acc` when beta is zero, without reading C). That is what makes results bitwise
 //! independent of the thread count.
 
-use crate::simd::{MAX_LANES, Vector};
+use crate::simd::{MAX_LANES, Vector, prefetch};
 
 /// One call of the micro-kernel: `C[0..rows, 0..cols] = alpha * A B + beta * C` over `k` steps.
 ///
@@ -82,6 +82,14 @@ unsafe fn accumulate_and_store<V: Vector, const ROWS: usize, const NV: usize>(
     // and are dereferenced only at (i < ROWS = rows, p < k) for A and (p < k, j < NR) for B,
     // which the Tile contract makes readable.
     unsafe {
+        // C rows a power-of-two apart (1024 floats = 4 KiB) fall into one L1 set and evict each
+        // other between visits; asking for the tile's lines now overlaps those misses with
+        // the k loop instead of paying them at the store.
+        for i in 0..ROWS {
+            let row = t.c.wrapping_offset(i as isize * t.rsc).cast_const();
+            prefetch(row);
+            prefetch(row.wrapping_offset((t.cols as isize - 1) * t.csc));
+        }
         let mut acc = [[V::zero(); NV]; ROWS];
         let mut a = t.a;
         let mut b = t.b;
@@ -99,7 +107,7 @@ unsafe fn accumulate_and_store<V: Vector, const ROWS: usize, const NV: usize>(
             a = a.wrapping_offset(a_cs);
             b = b.wrapping_offset(t.b_rs);
         }
-        store::<V, ROWS, NV>(&acc, t);
+        store::<V, ROWS, NV>(acc, t);
     }
 }
 
@@ -109,16 +117,16 @@ unsafe fn accumulate_and_store<V: Vector, const ROWS: usize, const NV: usize>(
 ///
 /// As [`tile`].
 #[inline(always)]
-unsafe fn store<V: Vector, const ROWS: usize, const NV: usize>(acc: &[[V; NV]; ROWS], t: &Tile) {
+unsafe fn store<V: Vector, const ROWS: usize, const NV: usize>(acc: [[V; NV]; ROWS], t: &Tile) {
     // SAFETY: features from the caller; every access below is to (i < rows, j < cols), which
     // the Tile contract makes valid. Stack buffers hold MAX_LANES >= LANES values.
     unsafe {
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
         let read_c = t.beta != 0.0;
-        for (i, row) in acc.iter().enumerate() {
+        for (i, row) in acc.into_iter().enumerate() {
             let c_row = t.c.wrapping_offset(i as isize * t.rsc);
-            for (v, acc_v) in row.iter().enumerate() {
+            for (v, acc_v) in row.into_iter().enumerate() {
                 let col0 = v * V::LANES;
                 if col0 >= t.cols {
                     break;

@@ -328,3 +328,6 @@ pub unsafe fn sgemm(
         Gemm::new().run_raw(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -85,3 +85,17 @@ pub(crate) unsafe trait Vector: Copy {
     /// The instruction set's features must be available.
     unsafe fn mul(self, b: Self) -> Self;
 }
+
+/// Hints the CPU to bring the cache line holding `p` into L1. Never faults, whatever `p` is;
+/// a no-op where the target has no stable prefetch instruction.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is part of baseline x86-64 (SSE) and is only a hint: it never
+    // faults or changes memory, whatever address it is given.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
