@@ -53,6 +53,9 @@ fn check_bounds(
 /// Checks that distinct `(i, j)` of a view map to distinct addresses: with the strides sorted
 /// by magnitude, the inner dimension must fit between two steps of the outer one.
 fn check_no_overlap(rows: usize, cols: usize, row_stride: isize, col_stride: isize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
     let mut dims: Vec<(u128, u128)> = [
         (row_stride.unsigned_abs() as u128, rows as u128),
         (col_stride.unsigned_abs() as u128, cols as u128),
@@ -467,6 +470,7 @@ mod tests {
         assert!(MatMut::from_strided(&mut data, 0, 2, 4, 0, 1).is_err());
         assert!(MatMut::from_strided(&mut data, 0, 1, 4, 0, 1).is_ok());
         assert!(MatMut::from_strided(&mut data, 0, 3, 2, 2, 1).is_ok());
+        assert!(MatMut::from_strided(&mut data, 0, 3, 0, 0, 0).is_ok());
     }
 
     #[test]

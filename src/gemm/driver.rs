@@ -110,8 +110,8 @@ impl Plan {
         // Packing B costs a read and a write of it; reading it in place costs one pass per
         // MR-row panel of A. With few row panels, or a B that stays in L2, in place wins.
         let few_row_panels = p.m <= 4 * K::MR;
-        let pack_b = !(p.csb == 1
-            && (few_row_panels || p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS));
+        let pack_b =
+            !(p.csb == 1 && (few_row_panels || p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS));
         Plan { pack_a, pack_b }
     }
 }
@@ -209,7 +209,7 @@ unsafe fn loops<K: MicroKernel>(
             let b_block = at(p.b, p.rsb, p.csb, pc, jc);
             if plan.pack_b {
                 // SAFETY: the block is inside B; b_buf holds ceil(nc/NR)*NR*kc floats.
-                unsafe { pack_b(K::NR, b_buf, b_block, p.rsb, p.csb, kc, nc) };
+                unsafe { pack_b::<K::V>(K::NR, b_buf, b_block, p.rsb, p.csb, kc, nc) };
             }
             // LOOP 3: row blocks of A and C.
             for ic in (0..p.m).step_by(K::MC) {
@@ -232,7 +232,7 @@ unsafe fn loops<K: MicroKernel>(
                         // innermost loop; copying its kc x cols floats once is cheaper.
                         // SAFETY: the strip is inside B; edge_buf holds NR * kc floats.
                         unsafe {
-                            pack_b(
+                            pack_b::<K::V>(
                                 K::NR,
                                 edge_buf,
                                 at(b_block, p.rsb, 1, 0, jr),

@@ -6,6 +6,8 @@
 //! so the micro-kernel always loads whole vectors. Each micro-kernel step then reads mr + nr
 //! consecutive floats, the access pattern the hardware prefetchers follow best.
 
+use crate::simd::Vector;
+
 /// A growable, 64-byte-aligned f32 buffer (one cache line, one AVX-512 vector).
 #[derive(Default)]
 pub(crate) struct AlignedBuf {
@@ -83,9 +85,9 @@ pub(crate) unsafe fn pack_a(
 /// # Safety
 ///
 /// `b` addresses a readable `depth x cols` block with those strides; `dst` has room for
-/// `cols.div_ceil(nr) * nr * depth` floats.
+/// `cols.div_ceil(nr) * nr * depth` floats; `V`'s features are available.
 #[inline(always)]
-pub(crate) unsafe fn pack_b(
+pub(crate) unsafe fn pack_b<V: Vector>(
     nr: usize,
     dst: *mut f32,
     b: *const f32,
@@ -100,6 +102,7 @@ pub(crate) unsafe fn pack_b(
         let src = b.wrapping_offset(j0 as isize * csb);
         // SAFETY: reads are at (p < depth, j0 + j < cols) of B and writes at
         // p*nr + j < nr*depth of panel q, which lies inside dst: both by the size contract.
+        // The 8 x 8 blocks handed to transpose_8x8 lie inside those same ranges.
         unsafe {
             if csb == 1 {
                 // Rows of B are contiguous: each step is one short memcpy (plus zero padding).
@@ -111,19 +114,37 @@ pub(crate) unsafe fn pack_b(
                         *out.add(j) = 0.0;
                     }
                 }
-            } else {
-                // Columns are (usually) contiguous: read each column forwards, write with
-                // stride nr; the nr output streams stay in L1.
-                for j in 0..live {
-                    let col = src.wrapping_offset(j as isize * csb);
-                    for p in 0..depth {
-                        *panel.add(p * nr + j) = *col.wrapping_offset(p as isize * rsb);
+                continue;
+            }
+            // Columns are (usually) contiguous: read each column forwards, write with stride
+            // nr. Where the vocabulary has an 8 x 8 register transpose, whole 8 x 8 blocks
+            // go through it (8 loads, 24 shuffles, 8 stores for 64 values); the rest, and
+            // every column when rows are not contiguous, element by element.
+            let (mut j_fast, mut p_fast) = (0, 0);
+            if V::HAS_TRANSPOSE_8X8 && rsb == 1 {
+                j_fast = live / 8 * 8;
+                p_fast = depth / 8 * 8;
+                for j in (0..j_fast).step_by(8) {
+                    for p in (0..p_fast).step_by(8) {
+                        V::transpose_8x8(
+                            src.wrapping_offset(j as isize * csb + p as isize),
+                            csb,
+                            panel.add(p * nr + j),
+                            nr,
+                        );
                     }
                 }
-                for p in 0..depth {
-                    for j in live..nr {
-                        *panel.add(p * nr + j) = 0.0;
-                    }
+            }
+            for j in 0..live {
+                let col = src.wrapping_offset(j as isize * csb);
+                let first_p = if j < j_fast { p_fast } else { 0 };
+                for p in first_p..depth {
+                    *panel.add(p * nr + j) = *col.wrapping_offset(p as isize * rsb);
+                }
+            }
+            for p in 0..depth {
+                for j in live..nr {
+                    *panel.add(p * nr + j) = 0.0;
                 }
             }
         }

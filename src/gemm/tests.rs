@@ -21,10 +21,22 @@ fn entry(isa: Isa) -> Option<unsafe fn(&Problem, Plan)> {
 }
 
 const PLANS: [Plan; 4] = [
-    Plan { pack_a: false, pack_b: false },
-    Plan { pack_a: true, pack_b: false },
-    Plan { pack_a: false, pack_b: true },
-    Plan { pack_a: true, pack_b: true },
+    Plan {
+        pack_a: false,
+        pack_b: false,
+    },
+    Plan {
+        pack_a: true,
+        pack_b: false,
+    },
+    Plan {
+        pack_a: false,
+        pack_b: true,
+    },
+    Plan {
+        pack_a: true,
+        pack_b: true,
+    },
 ];
 
 /// Small integers, so every product and sum is exact in f32.
@@ -39,7 +51,11 @@ fn check_exact(isa: Isa, plan: Plan, (m, k, n): (usize, usize, usize), a_col_maj
     let run = entry(isa).expect("available isa has an entry");
     let a: Vec<f32> = (0..m * k).map(|x| int_value(x + 1)).collect();
     let b: Vec<f32> = (0..k * n).map(|x| int_value(x + 7)).collect();
-    let (rsa, csa) = if a_col_major { (1, m as isize) } else { (k as isize, 1) };
+    let (rsa, csa) = if a_col_major {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
     let a_at = |i: usize, p: usize| a[(i as isize * rsa + p as isize * csa) as usize];
     let ldc = n + 3;
     let guard = 7777.0;
@@ -109,8 +125,14 @@ fn miri_beta_zero_overwrites_nan() {
         let a = crate::Matrix::from_fn(3, 2, |i, j| (i + j) as f32);
         let b = crate::Matrix::from_fn(2, 17, |i, j| (i * j) as f32);
         let mut c = crate::Matrix::from_fn(3, 17, |_, _| f32::NAN);
-        gemm.run(1.0, a.view(), b.view().t().to_matrix().view().t(), 0.0, c.view_mut())
-            .unwrap();
+        gemm.run(
+            1.0,
+            a.view(),
+            b.view().t().to_matrix().view().t(),
+            0.0,
+            c.view_mut(),
+        )
+        .unwrap();
         assert!(c.as_slice().iter().all(|x| x.is_finite()), "{isa}");
         assert_eq!(c[(2, 16)], 2.0 * 0.0 + 3.0 * 16.0);
     }

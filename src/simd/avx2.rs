@@ -88,4 +88,63 @@ unsafe impl Vector for F32x8 {
         // SAFETY: AVX is guaranteed by the caller.
         F32x8(unsafe { _mm256_mul_ps(self.0, b.0) })
     }
+
+    const HAS_TRANSPOSE_8X8: bool = true;
+
+    #[inline(always)]
+    unsafe fn transpose_8x8(src: *const f32, src_stride: isize, dst: *mut f32, dst_stride: usize) {
+        // SAFETY: forwarded from the trait contract (AVX available, blocks valid).
+        unsafe { transpose_8x8(src, src_stride, dst, dst_stride) }
+    }
+}
+
+/// Transposes an 8 x 8 block of f32 in registers (24 shuffles for 64 values, against 64
+/// scalar loads and stores): unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves.
+///
+/// # Safety
+///
+/// AVX is available; the 8 source rows of 8 floats at `src + r*src_stride` are readable and
+/// the 8 destination rows at `dst + c*dst_stride` writable.
+#[inline(always)]
+pub(crate) unsafe fn transpose_8x8(
+    src: *const f32,
+    src_stride: isize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    // SAFETY: AVX is guaranteed; loads and stores stay in the rows the caller vouches for.
+    unsafe {
+        // (No closures here: a closure is compiled without the caller's target features.)
+        let r0 = _mm256_loadu_ps(src);
+        let r1 = _mm256_loadu_ps(src.wrapping_offset(src_stride));
+        let r2 = _mm256_loadu_ps(src.wrapping_offset(2 * src_stride));
+        let r3 = _mm256_loadu_ps(src.wrapping_offset(3 * src_stride));
+        let r4 = _mm256_loadu_ps(src.wrapping_offset(4 * src_stride));
+        let r5 = _mm256_loadu_ps(src.wrapping_offset(5 * src_stride));
+        let r6 = _mm256_loadu_ps(src.wrapping_offset(6 * src_stride));
+        let r7 = _mm256_loadu_ps(src.wrapping_offset(7 * src_stride));
+        // [a0 b0 a1 b1 | a4 b4 a5 b5] and [a2 b2 a3 b3 | a6 b6 a7 b7] for each pair of rows.
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+        let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+        // Columns c and c + 4 of rows 0..4 (s0..s3) and of rows 4..8 (s4..s7).
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let d = dst_stride;
+        _mm256_storeu_ps(dst, _mm256_permute2f128_ps::<0x20>(s0, s4));
+        _mm256_storeu_ps(dst.add(d), _mm256_permute2f128_ps::<0x20>(s1, s5));
+        _mm256_storeu_ps(dst.add(2 * d), _mm256_permute2f128_ps::<0x20>(s2, s6));
+        _mm256_storeu_ps(dst.add(3 * d), _mm256_permute2f128_ps::<0x20>(s3, s7));
+        _mm256_storeu_ps(dst.add(4 * d), _mm256_permute2f128_ps::<0x31>(s0, s4));
+        _mm256_storeu_ps(dst.add(5 * d), _mm256_permute2f128_ps::<0x31>(s1, s5));
+        _mm256_storeu_ps(dst.add(6 * d), _mm256_permute2f128_ps::<0x31>(s2, s6));
+        _mm256_storeu_ps(dst.add(7 * d), _mm256_permute2f128_ps::<0x31>(s3, s7));
+    }
 }

@@ -58,4 +58,13 @@ unsafe impl Vector for F32x16 {
         // SAFETY: AVX-512F is guaranteed by the caller.
         F32x16(unsafe { _mm512_mul_ps(self.0, b.0) })
     }
+
+    const HAS_TRANSPOSE_8X8: bool = true;
+
+    #[inline(always)]
+    unsafe fn transpose_8x8(src: *const f32, src_stride: isize, dst: *mut f32, dst_stride: usize) {
+        // SAFETY: the AVX-512 entry points also enable AVX2 (see gemm::avx512), so the AVX
+        // shuffles are available; blocks are valid by the trait contract.
+        unsafe { super::avx2::transpose_8x8(src, src_stride, dst, dst_stride) }
+    }
 }

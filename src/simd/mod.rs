@@ -84,6 +84,20 @@ pub(crate) unsafe trait Vector: Copy {
     ///
     /// The instruction set's features must be available.
     unsafe fn mul(self, b: Self) -> Self;
+
+    /// Whether [`Vector::transpose_8x8`] is implemented with vector shuffles.
+    const HAS_TRANSPOSE_8X8: bool = false;
+
+    /// Transposes an 8 x 8 block: value `c` of source row `r` (at `src + r*src_stride + c`)
+    /// becomes value `r` of destination row `c` (at `dst + c*dst_stride + r`).
+    ///
+    /// # Safety
+    ///
+    /// Features available; `HAS_TRANSPOSE_8X8` is true; both blocks are valid and disjoint.
+    unsafe fn transpose_8x8(src: *const f32, src_stride: isize, dst: *mut f32, dst_stride: usize) {
+        let _ = (src, src_stride, dst, dst_stride);
+        unreachable!("transpose_8x8 called on a vector type without it")
+    }
 }
 
 /// Hints the CPU to bring the cache line holding `p` into L1. Never faults, whatever `p` is;
