@@ -247,19 +247,33 @@ fn split<K: MicroKernel>(p: &Problem, parallelism: Parallelism, entry: unsafe fn
     };
     let row_units = p.m.div_ceil(K::MR);
     let col_units = p.n.div_ceil(K::NR);
-    let units = row_units.max(col_units);
-    if threads <= 1 || flops < PARALLEL_MIN_FLOPS as u128 || units < 2 {
+    if threads <= 1 || flops < PARALLEL_MIN_FLOPS as u128 || row_units.max(col_units) < 2 {
         // SAFETY: the caller (`Gemm::dispatch`) guarantees the operands and the features.
         unsafe { entry(p, plan) };
         return;
     }
-    // A few pieces per thread let work stealing even out a noisy machine; each piece repacks
-    // its share of the other operand, so not too many.
-    let pieces = units.min(threads * 3);
-    let per_piece = units.div_ceil(pieces);
+    // Each piece packs its own share of the operands. Splitting C's rows gives every piece
+    // all of B to pack, splitting its columns all of A: split so that the operand packed
+    // again is the one that is not packed at all, or else the smaller one.
+    let split_rows = match (plan.pack_a, plan.pack_b) {
+        (true, false) => true,
+        (false, true) => false,
+        (true, true) => p.n <= p.m,
+        (false, false) => row_units >= col_units,
+    };
+    let split_rows = if split_rows {
+        row_units >= 2
+    } else {
+        col_units < 2
+    };
+    let units = if split_rows { row_units } else { col_units };
+    // One piece per thread, or a few per thread for big products so that work stealing can
+    // even out a noisy machine once the repacking is small against the arithmetic.
+    let per_thread = if flops >= 1u128 << 30 { 3 } else { 1 };
+    let per_piece = units.div_ceil(threads * per_thread);
     let pieces = units.div_ceil(per_piece);
     (0..pieces).into_par_iter().for_each(|piece| {
-        let sub = if row_units >= col_units {
+        let sub = if split_rows {
             let r0 = piece * per_piece * K::MR;
             p.sub(r0, (r0 + per_piece * K::MR).min(p.m), 0, p.n)
         } else {
