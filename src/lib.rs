@@ -51,3 +51,8 @@ pub use error::{Error, Result};
 pub use gemm::{Gemm, Parallelism, gemm, sgemm};
 pub use isa::{Isa, selected_isa, try_selected_isa};
 pub use matrix::{MatMut, MatRef, Matrix};
+
+/// The README's Rust examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
