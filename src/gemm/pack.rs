@@ -109,9 +109,14 @@ pub(crate) unsafe fn pack_b<V: Vector>(
                 for p in 0..depth {
                     let row = src.wrapping_offset(p as isize * rsb);
                     let out = panel.add(p * nr);
-                    std::ptr::copy_nonoverlapping(row, out, live);
-                    for j in live..nr {
-                        *out.add(j) = 0.0;
+                    if live == nr {
+                        // A constant length: inlined as a few vector moves, not a memcpy call.
+                        std::ptr::copy_nonoverlapping(row, out, nr);
+                    } else {
+                        std::ptr::copy_nonoverlapping(row, out, live);
+                        for j in live..nr {
+                            *out.add(j) = 0.0;
+                        }
                     }
                 }
                 continue;
