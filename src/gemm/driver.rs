@@ -103,10 +103,11 @@ const DIRECT_B_MAX_FLOATS: usize = 64 * 1024;
 
 impl Plan {
     pub(crate) fn new<K: MicroKernel>(p: &Problem) -> Plan {
-        // Packing A costs a pass over MC x KC; it pays once the block is reused across
-        // enough column tiles. Below that, broadcasting from A's own storage is as fast.
+        // Packing A costs a strided pass over each MC x KC block; it pays only once the
+        // block is reused across many column tiles. Below that, broadcasting straight from
+        // A's own storage is as fast (measured: (100,784,100) gains ~15% in place).
         let column_tiles = p.n.div_ceil(K::NR);
-        let pack_a = column_tiles > 2 && p.m > K::MR;
+        let pack_a = column_tiles > 8 && p.m > K::MR;
         // Packing B costs a read and a write of it; reading it in place costs one pass per
         // MR-row panel of A. With few row panels, or a B that stays in L2, in place wins.
         let few_row_panels = p.m <= 4 * K::MR;
@@ -182,6 +183,14 @@ pub(crate) unsafe fn run<K: MicroKernel>(p: &Problem, plan: Plan) {
     BUFFERS.set(bufs);
 }
 
+/// The depth of the KC blocks: at most KC, with the blocks as equal as possible. k = 784
+/// becomes 4 x 196 rather than 3 x 256 + 16, whose last block would load and store every C
+/// tile for only 16 rank-1 updates.
+#[inline(always)]
+fn balanced_kc<K: MicroKernel>(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(K::KC).max(1)).max(1)
+}
+
 /// The five loops.
 ///
 /// # Safety
@@ -199,12 +208,13 @@ unsafe fn loops<K: MicroKernel>(
     let at = |ptr: *const f32, rs: isize, cs: isize, i: usize, j: usize| {
         ptr.wrapping_offset(i as isize * rs + j as isize * cs)
     };
+    let kc_step = balanced_kc::<K>(p.k);
     // LOOP 5: column blocks of C and B.
     for jc in (0..p.n).step_by(K::NC) {
         let nc = (p.n - jc).min(K::NC);
         // LOOP 4: the shared dimension, KC at a time; beta applies only to the first block.
-        for pc in (0..p.k).step_by(K::KC) {
-            let kc = (p.k - pc).min(K::KC);
+        for pc in (0..p.k).step_by(kc_step) {
+            let kc = (p.k - pc).min(kc_step);
             let beta = if pc == 0 { p.beta } else { 1.0 };
             let b_block = at(p.b, p.rsb, p.csb, pc, jc);
             if plan.pack_b {

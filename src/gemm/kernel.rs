@@ -173,12 +173,20 @@ unsafe fn store<V: Vector, const ROWS: usize, const NV: usize>(acc: [[V; NV]; RO
 }
 
 /// Expands to a `match` on a runtime row count that calls `tile::<V, ROWS, NV, MR>` with
-/// `ROWS` as a constant, for every listed row count.
+/// `ROWS` as a constant, for every listed row count. A tile whose columns fit in one vector
+/// (a ragged right edge) runs the one-vector kernel, which skips the FMAs on padding.
 macro_rules! dispatch_rows {
     ($v:ty, $nv:expr, $mr:expr, $t:expr, $packed:expr, [$($rows:literal)*]) => {
-        match $t.rows {
-            $($rows => $crate::gemm::kernel::tile::<$v, $rows, $nv, $mr>($t, $packed),)*
-            rows => unreachable!("micro-kernel asked for {rows} rows"),
+        if $t.cols <= <$v as $crate::simd::Vector>::LANES {
+            match $t.rows {
+                $($rows => $crate::gemm::kernel::tile::<$v, $rows, 1, $mr>($t, $packed),)*
+                rows => unreachable!("micro-kernel asked for {rows} rows"),
+            }
+        } else {
+            match $t.rows {
+                $($rows => $crate::gemm::kernel::tile::<$v, $rows, $nv, $mr>($t, $packed),)*
+                rows => unreachable!("micro-kernel asked for {rows} rows"),
+            }
         }
     };
 }
