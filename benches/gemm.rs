@@ -103,7 +103,13 @@ fn bench_threads(c: &mut Criterion) {
     let best = Gemm::new()
         .with_isa(Isa::best_available())
         .expect("available");
-    for &(m, k, n) in &[(1024, 1024, 1024), (2048, 2048, 2048), (100, 784, 100)] {
+    for &(m, k, n) in &[
+        (100, 784, 30),
+        (100, 784, 100),
+        (256, 256, 256),
+        (1024, 1024, 1024),
+        (2048, 2048, 2048),
+    ] {
         let flops = 2 * m * k * n;
         let mut group = c.benchmark_group(format!("threads/{m}x{k}x{n}"));
         group.throughput(Throughput::Elements(flops as u64));
