@@ -107,12 +107,16 @@ impl Plan {
         // block is reused across many column tiles. Below that, broadcasting straight from
         // A's own storage is as fast (measured: (100,784,100) gains ~15% in place).
         let column_tiles = p.n.div_ceil(K::NR);
-        let pack_a = column_tiles > 8 && p.m > K::MR;
+        let pack_a = column_tiles > 4 && p.m > K::MR;
         // Packing B costs a read and a write of it; reading it in place costs one pass per
-        // MR-row panel of A. With few row panels, or a B that stays in L2, in place wins.
+        // MR-row panel of A. With few row panels in place wins; with many, B must also keep
+        // its micro-panel in L1 between them, which fails when its rows are a multiple of
+        // 256 bytes apart (they then map to a quarter of L1's 64 sets or fewer) or when B
+        // does not fit in L2.
         let few_row_panels = p.m <= 4 * K::MR;
-        let pack_b =
-            !(p.csb == 1 && (few_row_panels || p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS));
+        let row_bytes = p.rsb.unsigned_abs().saturating_mul(4);
+        let cache_friendly = row_bytes % 256 != 0 && p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS;
+        let pack_b = !(p.csb == 1 && (few_row_panels || cache_friendly));
         Plan { pack_a, pack_b }
     }
 }

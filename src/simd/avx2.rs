@@ -69,7 +69,9 @@ unsafe impl Vector for F32x8 {
                 p = p.add(4);
             }
             if n & 2 != 0 {
-                _mm_store_sd(p.cast::<f64>(), _mm_castps_pd(rest));
+                // Two lanes as one unaligned 8-byte write (`_mm_store_sd` would assume f64 alignment).
+                p.cast::<f64>()
+                    .write_unaligned(_mm_cvtsd_f64(_mm_castps_pd(rest)));
                 rest = _mm_movehl_ps(rest, rest);
                 p = p.add(2);
             }
