@@ -124,6 +124,27 @@ unsafe fn store<V: Vector, const ROWS: usize, const NV: usize>(acc: [[V; NV]; RO
         let alpha = V::splat(t.alpha);
         let beta = V::splat(t.beta);
         let read_c = t.beta != 0.0;
+        if t.csc == 1 && t.cols == NV * V::LANES {
+            // The common case, a whole tile of unit-stride C: straight-line code with the
+            // beta test hoisted, so the accumulators go from registers to memory directly.
+            if read_c {
+                for (i, row) in acc.into_iter().enumerate() {
+                    let c_row = t.c.wrapping_offset(i as isize * t.rsc);
+                    for (v, acc_v) in row.into_iter().enumerate() {
+                        let p = c_row.add(v * V::LANES);
+                        V::load(p).mul_add(beta, acc_v.mul(alpha)).store(p);
+                    }
+                }
+            } else {
+                for (i, row) in acc.into_iter().enumerate() {
+                    let c_row = t.c.wrapping_offset(i as isize * t.rsc);
+                    for (v, acc_v) in row.into_iter().enumerate() {
+                        acc_v.mul(alpha).store(c_row.add(v * V::LANES));
+                    }
+                }
+            }
+            return;
+        }
         for (i, row) in acc.into_iter().enumerate() {
             let c_row = t.c.wrapping_offset(i as isize * t.rsc);
             for (v, acc_v) in row.into_iter().enumerate() {
