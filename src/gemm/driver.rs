@@ -115,7 +115,8 @@ impl Plan {
         // does not fit in L2.
         let few_row_panels = p.m <= 4 * K::MR;
         let row_bytes = p.rsb.unsigned_abs().saturating_mul(4);
-        let cache_friendly = row_bytes % 256 != 0 && p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS;
+        let cache_friendly =
+            !row_bytes.is_multiple_of(256) && p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS;
         let pack_b = !(p.csb == 1 && (few_row_panels || cache_friendly));
         Plan { pack_a, pack_b }
     }
