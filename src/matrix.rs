@@ -56,21 +56,21 @@ fn check_no_overlap(rows: usize, cols: usize, row_stride: isize, col_stride: isi
     if rows == 0 || cols == 0 {
         return Ok(());
     }
-    let mut dims: Vec<(u128, u128)> = [
-        (row_stride.unsigned_abs() as u128, rows as u128),
-        (col_stride.unsigned_abs() as u128, cols as u128),
-    ]
-    .into_iter()
-    .filter(|&(_, n)| n > 1)
-    .collect();
-    dims.sort_unstable();
-    let overlapping = match dims.as_slice() {
-        [] => false,
-        [(stride, _)] => *stride == 0,
-        [(inner_stride, inner_n), (outer_stride, _)] => {
-            *inner_stride == 0 || inner_stride * inner_n > *outer_stride
+    // Sort the two (stride, length) pairs by stride; dimensions of length 1 never step.
+    let row = (row_stride.unsigned_abs() as u128, rows as u128);
+    let col = (col_stride.unsigned_abs() as u128, cols as u128);
+    let overlapping = match (row.1 > 1, col.1 > 1) {
+        (false, false) => false,
+        (true, false) => row.0 == 0,
+        (false, true) => col.0 == 0,
+        (true, true) => {
+            let ((inner_stride, inner_n), (outer_stride, _)) = if row.0 <= col.0 {
+                (row, col)
+            } else {
+                (col, row)
+            };
+            inner_stride == 0 || inner_stride * inner_n > outer_stride
         }
-        _ => unreachable!("a matrix has two dimensions"),
     };
     if overlapping {
         return Err(invalid(format!(

@@ -150,7 +150,9 @@ unsafe fn store<V: Vector, const ROWS: usize, const NV: usize>(acc: [[V; NV]; RO
             for (v, acc_v) in row.into_iter().enumerate() {
                 let col0 = v * V::LANES;
                 if col0 >= t.cols {
-                    break;
+                    // (Not `break`: a loop without early exits is fully unrolled, which keeps
+                    // the accumulators in registers.)
+                    continue;
                 }
                 let lanes = (t.cols - col0).min(V::LANES);
                 let scaled = acc_v.mul(alpha);

@@ -113,9 +113,10 @@ pub(crate) unsafe fn pack_b<V: Vector>(
                         // A constant length: inlined as a few vector moves, not a memcpy call.
                         std::ptr::copy_nonoverlapping(row, out, nr);
                     } else {
-                        std::ptr::copy_nonoverlapping(row, out, live);
-                        for j in live..nr {
-                            *out.add(j) = 0.0;
+                        // A ragged edge of fewer than nr (<= 32) floats: a plain loop, where
+                        // memcpy and memset calls would cost more than the copy.
+                        for j in 0..nr {
+                            *out.add(j) = if j < live { *row.add(j) } else { 0.0 };
                         }
                     }
                 }
