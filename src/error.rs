@@ -1,5 +1,9 @@
 //! The crate's one error type.
 
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::data::idx::IdxProblem;
 use crate::isa::Isa;
 
 /// Everything that can go wrong in simdnet, with enough context to act on.
@@ -48,6 +52,132 @@ pub enum Error {
         /// Columns of C.
         c_cols: usize,
     },
+    /// A file could not be opened, read or memory-mapped.
+    #[error("cannot {operation} {path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done: `"open"`, `"read"`, `"memory-map"`, ...
+        operation: &'static str,
+        /// The kind of the underlying [`io::Error`].
+        kind: io::ErrorKind,
+        /// The underlying error's message (kept as text so that `Error` stays `Clone + Eq`).
+        message: String,
+    },
+    /// A data directory does not exist.
+    #[error("data directory {dir} does not exist")]
+    MissingDirectory {
+        /// The directory that was given.
+        dir: PathBuf,
+    },
+    /// A data directory lacks one of the files it must hold.
+    #[error("{file} is missing from the data directory {dir}{}", gzip_hint(*.gzipped))]
+    MissingData {
+        /// The directory.
+        dir: PathBuf,
+        /// The name of the missing file.
+        file: String,
+        /// Whether `file.gz` is there instead (the file was downloaded but not decompressed).
+        gzipped: bool,
+    },
+    /// A file is not a valid IDX file, or not the kind of IDX file expected.
+    #[error("{path}: {problem}")]
+    Idx {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: IdxProblem,
+    },
+    /// An image file and its label file disagree on the number of items.
+    #[error("{images} holds {image_count} images but {labels} holds {label_count} labels")]
+    CountMismatch {
+        /// The image file.
+        images: PathBuf,
+        /// The label file.
+        labels: PathBuf,
+        /// The number of images.
+        image_count: usize,
+        /// The number of labels.
+        label_count: usize,
+    },
+    /// A label is not a valid class for the network's output layer.
+    #[error(
+        "{path}: label {label} at index {index} is out of range for {classes} classes (labels must be below {classes})"
+    )]
+    LabelOutOfRange {
+        /// The label file.
+        path: PathBuf,
+        /// The label's index in the file (not in a training/validation view of it).
+        index: usize,
+        /// The label.
+        label: u8,
+        /// The number of classes (the size of the output layer).
+        classes: usize,
+    },
+    /// The images do not have as many pixels as the network has inputs.
+    #[error(
+        "{path}: images are {rows}x{cols} = {pixels} pixels but the network's input layer has {inputs} neurons",
+        pixels = .rows.saturating_mul(*.cols)
+    )]
+    InputSizeMismatch {
+        /// The image file.
+        path: PathBuf,
+        /// Rows per image.
+        rows: usize,
+        /// Columns per image.
+        cols: usize,
+        /// The size of the input layer.
+        inputs: usize,
+    },
+    /// An option (a configuration value) is invalid.
+    #[error("invalid {option}: {problem}")]
+    BadOption {
+        /// The option, as a user would name it (e.g. `"validation size"`).
+        option: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
+    /// A mini-batch buffer does not have the length the batch needs.
+    #[error("mini-batch {buffer} buffer has {actual} elements, expected {expected}")]
+    BatchBufferMismatch {
+        /// Which buffer: `"pixel"` or `"label"`.
+        buffer: &'static str,
+        /// The length the batch needs.
+        expected: usize,
+        /// The length of the buffer given.
+        actual: usize,
+    },
+    /// A mini-batch names an image that is not in the dataset.
+    #[error("mini-batch index {index} is out of range for a dataset of {len} images from {path}")]
+    BatchIndexOutOfRange {
+        /// The image file the dataset views.
+        path: PathBuf,
+        /// The offending index (into the dataset).
+        index: usize,
+        /// The number of images in the dataset.
+        len: usize,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `operation` on `path`.
+    pub(crate) fn io(path: &Path, operation: &'static str, err: &io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            operation,
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// The hint for a file that is there only gzip-compressed.
+fn gzip_hint(gzipped: bool) -> &'static str {
+    if gzipped {
+        " (a .gz file of that name is there: decompress it, e.g. with gunzip)"
+    } else {
+        ""
+    }
 }
 
 /// `Result` with [`Error`] as its error type.

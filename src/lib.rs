@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod data;
 pub mod error;
 pub mod gemm;
 pub mod isa;
