@@ -6,9 +6,10 @@
 //!   returning an error on mismatched shapes;
 //! * [`sgemm`], a drop-in for `matrixmultiply::sgemm` over raw pointers and strides.
 //!
-//! Either way the product runs the cache-blocked loop nest in [`driver`] with the micro-kernel
-//! of one [`Isa`], split over rows or columns of C (never over k) when it is large enough to
-//! gain from threads, so that the result is bitwise the same for any thread count.
+//! Either way the product runs the cache-blocked loop nest (`src/gemm/driver.rs`) with the
+//! micro-kernel of one [`Isa`], split over rows or columns of C (never over k) when it is
+//! large enough to gain from threads, so that the result is bitwise the same for any thread
+//! count.
 
 mod driver;
 mod kernel;
