@@ -45,6 +45,7 @@ pub mod data;
 pub mod error;
 pub mod gemm;
 pub mod isa;
+pub mod kernels;
 pub mod matrix;
 mod simd;
 

@@ -90,6 +90,89 @@ unsafe impl Vector for F32x8 {
         // SAFETY: AVX is guaranteed by the caller.
         F32x8(unsafe { _mm256_mul_ps(self.0, b.0) })
     }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_div_ps(self.0, b.0) })
+    }
+
+    /// All-ones lanes where true (what `vblendvps` reads: the sign bit).
+    type Mask = __m256;
+
+    #[inline(always)]
+    unsafe fn lt(self, b: Self) -> __m256 {
+        // SAFETY: AVX is guaranteed by the caller.
+        unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn le(self, b: Self) -> __m256 {
+        // SAFETY: AVX is guaranteed by the caller.
+        unsafe { _mm256_cmp_ps::<_CMP_LE_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn eq(self, b: Self) -> __m256 {
+        // SAFETY: AVX is guaranteed by the caller.
+        unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn select(mask: __m256, a: Self, b: Self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller. blendv takes its second operand where the
+        // mask lane's sign bit is set.
+        F32x8(unsafe { _mm256_blendv_ps(b.0, a.0, mask) })
+    }
+
+    type Bits = __m256i;
+
+    #[inline(always)]
+    unsafe fn to_bits(self) -> __m256i {
+        // SAFETY: AVX is guaranteed by the caller; a cast emits no instruction.
+        unsafe { _mm256_castps_si256(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn from_bits(bits: __m256i) -> Self {
+        // SAFETY: AVX is guaranteed by the caller; a cast emits no instruction.
+        F32x8(unsafe { _mm256_castsi256_ps(bits) })
+    }
+    #[inline(always)]
+    unsafe fn splat_bits(x: u32) -> __m256i {
+        // SAFETY: AVX is guaranteed by the caller.
+        unsafe { _mm256_set1_epi32(x as i32) }
+    }
+    #[inline(always)]
+    unsafe fn bits_add(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe { _mm256_add_epi32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_and(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe { _mm256_and_si256(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_or(a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe { _mm256_or_si256(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_shl<const N: i32>(a: __m256i) -> __m256i {
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe { _mm256_slli_epi32::<N>(a) }
+    }
+    #[inline(always)]
+    unsafe fn bits_shr<const N: i32>(a: __m256i) -> __m256i {
+        // SAFETY: AVX2 is guaranteed by the caller.
+        unsafe { _mm256_srli_epi32::<N>(a) }
+    }
 
     const HAS_TRANSPOSE_8X8: bool = true;
 

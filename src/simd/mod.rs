@@ -10,6 +10,7 @@
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+pub(crate) mod math;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod neon;
 pub(crate) mod scalar;
@@ -84,6 +85,118 @@ pub(crate) unsafe trait Vector: Copy {
     ///
     /// The instruction set's features must be available.
     unsafe fn mul(self, b: Self) -> Self;
+
+    /// Lane-wise sum.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn add(self, b: Self) -> Self;
+
+    /// Lane-wise difference `self - b`.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn sub(self, b: Self) -> Self;
+
+    /// Lane-wise quotient `self / b`, correctly rounded (IEEE division, not an estimate).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn div(self, b: Self) -> Self;
+
+    /// A per-lane boolean, as the instruction set represents it (a lane mask register, a
+    /// vector of all-ones / all-zeros lanes, or a `bool`).
+    type Mask: Copy;
+
+    /// Lanes where `self < b` (ordered: false where either is NaN).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn lt(self, b: Self) -> Self::Mask;
+
+    /// Lanes where `self <= b` (ordered: false where either is NaN).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn le(self, b: Self) -> Self::Mask;
+
+    /// Lanes where `self == b` (ordered: false where either is NaN, so `x.eq(x)` is "not NaN").
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn eq(self, b: Self) -> Self::Mask;
+
+    /// `mask ? a : b`, lane by lane.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn select(mask: Self::Mask, a: Self, b: Self) -> Self;
+
+    /// The same lanes as 32-bit integers, for bit manipulation of the float encoding.
+    type Bits: Copy;
+
+    /// Reinterprets the lanes' bits as integers (no conversion).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn to_bits(self) -> Self::Bits;
+
+    /// Reinterprets integer lanes as f32 bit patterns (no conversion).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn from_bits(bits: Self::Bits) -> Self;
+
+    /// All integer lanes `x`.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn splat_bits(x: u32) -> Self::Bits;
+
+    /// Lane-wise wrapping integer sum.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn bits_add(a: Self::Bits, b: Self::Bits) -> Self::Bits;
+
+    /// Lane-wise bitwise and.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn bits_and(a: Self::Bits, b: Self::Bits) -> Self::Bits;
+
+    /// Lane-wise bitwise or.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn bits_or(a: Self::Bits, b: Self::Bits) -> Self::Bits;
+
+    /// Lane-wise shift left by `N` in `1..32`, shifting in zeros.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn bits_shl<const N: i32>(a: Self::Bits) -> Self::Bits;
+
+    /// Lane-wise logical shift right by `N` in `1..32`, shifting in zeros.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn bits_shr<const N: i32>(a: Self::Bits) -> Self::Bits;
 
     /// Whether [`Vector::transpose_8x8`] is implemented with vector shuffles.
     const HAS_TRANSPOSE_8X8: bool = false;

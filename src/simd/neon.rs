@@ -62,4 +62,86 @@ unsafe impl Vector for F32x4 {
         // SAFETY: NEON is guaranteed by the caller.
         F32x4(unsafe { vmulq_f32(self.0, b.0) })
     }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller.
+        F32x4(unsafe { vaddq_f32(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller.
+        F32x4(unsafe { vsubq_f32(self.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller (AArch64 has a vector divide).
+        F32x4(unsafe { vdivq_f32(self.0, b.0) })
+    }
+
+    /// All-ones lanes where true.
+    type Mask = uint32x4_t;
+
+    #[inline(always)]
+    unsafe fn lt(self, b: Self) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vcltq_f32(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn le(self, b: Self) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vcleq_f32(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn eq(self, b: Self) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vceqq_f32(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn select(mask: uint32x4_t, a: Self, b: Self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller. vbsl takes bits of `a` where the mask is set.
+        F32x4(unsafe { vbslq_f32(mask, a.0, b.0) })
+    }
+
+    type Bits = uint32x4_t;
+
+    #[inline(always)]
+    unsafe fn to_bits(self) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller; a reinterpretation emits no instruction.
+        unsafe { vreinterpretq_u32_f32(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn from_bits(bits: uint32x4_t) -> Self {
+        // SAFETY: NEON is guaranteed by the caller; a reinterpretation emits no instruction.
+        F32x4(unsafe { vreinterpretq_f32_u32(bits) })
+    }
+    #[inline(always)]
+    unsafe fn splat_bits(x: u32) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vdupq_n_u32(x) }
+    }
+    #[inline(always)]
+    unsafe fn bits_add(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vaddq_u32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_and(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vandq_u32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_or(a: uint32x4_t, b: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller.
+        unsafe { vorrq_u32(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn bits_shl<const N: i32>(a: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller; N is a valid immediate (1..32).
+        unsafe { vshlq_n_u32::<N>(a) }
+    }
+    #[inline(always)]
+    unsafe fn bits_shr<const N: i32>(a: uint32x4_t) -> uint32x4_t {
+        // SAFETY: NEON is guaranteed by the caller; N is a valid immediate (1..32).
+        unsafe { vshrq_n_u32::<N>(a) }
+    }
 }

@@ -45,4 +45,70 @@ unsafe impl Vector for F32x1 {
     unsafe fn mul(self, b: Self) -> Self {
         F32x1(self.0 * b.0)
     }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        F32x1(self.0 + b.0)
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        F32x1(self.0 - b.0)
+    }
+    #[inline(always)]
+    unsafe fn div(self, b: Self) -> Self {
+        F32x1(self.0 / b.0)
+    }
+
+    type Mask = bool;
+
+    #[inline(always)]
+    unsafe fn lt(self, b: Self) -> bool {
+        self.0 < b.0
+    }
+    #[inline(always)]
+    unsafe fn le(self, b: Self) -> bool {
+        self.0 <= b.0
+    }
+    #[inline(always)]
+    unsafe fn eq(self, b: Self) -> bool {
+        self.0 == b.0
+    }
+    #[inline(always)]
+    unsafe fn select(mask: bool, a: Self, b: Self) -> Self {
+        if mask { a } else { b }
+    }
+
+    type Bits = u32;
+
+    #[inline(always)]
+    unsafe fn to_bits(self) -> u32 {
+        self.0.to_bits()
+    }
+    #[inline(always)]
+    unsafe fn from_bits(bits: u32) -> Self {
+        F32x1(f32::from_bits(bits))
+    }
+    #[inline(always)]
+    unsafe fn splat_bits(x: u32) -> u32 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn bits_add(a: u32, b: u32) -> u32 {
+        a.wrapping_add(b)
+    }
+    #[inline(always)]
+    unsafe fn bits_and(a: u32, b: u32) -> u32 {
+        a & b
+    }
+    #[inline(always)]
+    unsafe fn bits_or(a: u32, b: u32) -> u32 {
+        a | b
+    }
+    #[inline(always)]
+    unsafe fn bits_shl<const N: i32>(a: u32) -> u32 {
+        a << N
+    }
+    #[inline(always)]
+    unsafe fn bits_shr<const N: i32>(a: u32) -> u32 {
+        a >> N
+    }
 }

@@ -1,0 +1,445 @@
+//! Fused element-wise kernels for training sigmoid networks, on the same runtime ISA dispatch
+//! as the GEMM.
+//!
+//! The matrices are row-major mini-batches stored in plain slices: `rows` examples of `cols`
+//! units, element `(r, c)` at `r * cols + c`. Targets are one-hot vectors implied by
+//! `labels: &[u8]` (row `r` has its 1 in column `labels[r]`), never materialized. One pass of
+//! each kernel replaces several numpy expressions of network2.py:
+//!
+//! | kernel | computes | network2.py |
+//! |---|---|---|
+//! | [`Kernels::bias_sigmoid`] | `z += b; a = sigmoid(z)` | `z = np.dot(w, a)+b; a = sigmoid(z)` |
+//! | [`Kernels::sigmoid_prime_mul`] | `delta *= a (1 - a)` | `delta * sigmoid_prime(z)` |
+//! | [`Kernels::cross_entropy_delta`] | `delta = a - y` | `CrossEntropyCost.delta` |
+//! | [`Kernels::quadratic_delta`] | `delta = (a - y) a (1 - a)` | `QuadraticCost.delta` |
+//! | [`Kernels::cross_entropy_cost`] | per-row cost and sum | `CrossEntropyCost.fn` |
+//! | [`Kernels::quadratic_cost`] | per-row cost and sum | `QuadraticCost.fn` |
+//! | [`Kernels::sgd_l2_update`] | `w = decay w - step grad` | the weight update with L2 |
+//! | [`Kernels::sgd_update`] | `b = b - step grad` | the bias update |
+//! | [`Kernels::column_sums`] | `out = sum over rows` | `nabla_b` summed over the batch |
+//!
+//! plus [`Kernels::exp`] and [`Kernels::ln`] over slices. Each is written once, generic over
+//! the crate's internal vector type, and compiled per ISA in an entry function that carries
+//! the target features; [`reference`] holds plain scalar versions that are the specification
+//! the tests hold every ISA to.
+//!
+//! # Errors
+//!
+//! Operand lengths are checked once per call, before any work: mismatched lengths give
+//! [`Error::ShapeMismatch`] (a slice of `n` values is reported as a `1 x n` matrix when no
+//! row structure can be inferred), a label not below the number of columns gives
+//! [`Error::InvalidView`] naming the row. Nothing is written when an error is returned.
+//!
+//! ```
+//! use simdnet::kernels::Kernels;
+//!
+//! let k = Kernels::new();
+//! // Two examples of three units: z += b, a = sigmoid(z).
+//! let mut z = vec![0.0, 1.0, -1.0, 2.0, 0.0, 30.0];
+//! let mut a = vec![0.0; 6];
+//! k.bias_sigmoid(&mut z, &mut a, &[0.0, -1.0, 1.0])?;
+//! assert_eq!(z, [0.0, 0.0, 0.0, 2.0, -1.0, 31.0]);
+//! assert_eq!(a[0], 0.5);
+//! assert_eq!(a[5], 1.0);
+//!
+//! // Cross-entropy output delta a - y for labels 2 and 0.
+//! let mut delta = vec![0.0; 6];
+//! k.cross_entropy_delta(&a, &[2, 0], &mut delta)?;
+//! assert_eq!(delta[2], a[2] - 1.0);
+//! assert_eq!(delta[1], a[1]);
+//! # Ok::<(), simdnet::Error>(())
+//! ```
+
+mod entry;
+mod generic;
+pub mod reference;
+
+#[cfg(test)]
+mod tests;
+
+use std::marker::PhantomData;
+
+use crate::error::{Error, Result};
+use crate::isa::{Isa, selected_isa, try_selected_isa};
+use generic::{
+    BiasSigmoid, ColumnSums, Cost, CostRule, DeltaRule, Exp, Kernel, Ln, Map, OutputDelta, SgdStep,
+    SigmoidPrimeMul,
+};
+
+/// The fused kernels of one instruction set.
+///
+/// A `Kernels` value proves that its ISA is available on this CPU: it is only made by
+/// [`Kernels::new`] / [`Kernels::try_new`] (the [`selected_isa`]) or by
+/// [`Kernels::for_isa`], which checks. It is `Copy` and holds no buffers; every method
+/// works in place on the caller's slices and never allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernels {
+    isa: Isa,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Kernels::new()
+    }
+}
+
+impl Kernels {
+    /// The kernels of the [`selected_isa`].
+    ///
+    /// # Panics
+    ///
+    /// If `SIMDNET_ISA` is invalid; use [`Kernels::try_new`] to get an error instead.
+    pub fn new() -> Kernels {
+        Kernels {
+            isa: selected_isa(),
+        }
+    }
+
+    /// As [`Kernels::new`], but reports a bad `SIMDNET_ISA` as an error.
+    pub fn try_new() -> Result<Kernels> {
+        Ok(Kernels {
+            isa: try_selected_isa()?,
+        })
+    }
+
+    /// The kernels of `isa`; [`Error::IsaUnavailable`] if this CPU does not support it.
+    pub fn for_isa(isa: Isa) -> Result<Kernels> {
+        Ok(Kernels {
+            isa: isa.require()?,
+        })
+    }
+
+    /// The instruction set these kernels run.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Runs a kernel whose operands have been checked, on this value's ISA.
+    fn run<K: Kernel>(&self, kernel: K) -> K::Output {
+        // SAFETY: (each arm) `self.isa` was checked available when this value was made (by
+        // `Isa::require` directly or through `selected_isa`), and the entry's features are
+        // that ISA's; every caller below checks the kernel's operand invariants first.
+        unsafe {
+            match self.isa {
+                Isa::Scalar => entry::scalar(kernel),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => entry::avx2(kernel),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => entry::avx512(kernel),
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon => entry::neon(kernel),
+                #[allow(unreachable_patterns)]
+                isa => unreachable!("Kernels for {isa} cannot be built on this target"),
+            }
+        }
+    }
+
+    /// `dst[i] = e^src[i]`, vectorized: at most 1 ulp from the correctly rounded result
+    /// (measured over `[-88, 88]`); `+inf` past 88.72, gradual underflow through the
+    /// subnormals to 0 below -103.3; NaN stays NaN.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ.
+    pub fn exp(&self, src: &[f32], dst: &mut [f32]) -> Result<()> {
+        check_same("Kernels::exp", src.len(), dst.len())?;
+        self.run(Map::<Exp> {
+            src,
+            dst,
+            f: PhantomData,
+        });
+        Ok(())
+    }
+
+    /// `dst[i] = ln src[i]`, vectorized: at most 1 ulp from the correctly rounded result
+    /// (measured over all positive f32, subnormals included); `ln(±0) = -inf`, `ln(+inf) =
+    /// +inf`, negative arguments and NaN give NaN.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ.
+    pub fn ln(&self, src: &[f32], dst: &mut [f32]) -> Result<()> {
+        check_same("Kernels::ln", src.len(), dst.len())?;
+        self.run(Map::<Ln> {
+            src,
+            dst,
+            f: PhantomData,
+        });
+        Ok(())
+    }
+
+    /// Forward step of a sigmoid layer over a mini-batch, in one pass: `z[r][c] += bias[c]`,
+    /// then `a[r][c] = sigmoid(z[r][c]) = 1 / (1 + e^-z)`, writing both.
+    ///
+    /// `z` and `a` are `rows x cols` with `cols = bias.len()`. The sigmoid never overflows:
+    /// it is `1` for `z >= 17` or so, `0` below `-103`, exactly `0.5` at 0, and keeps its
+    /// relative accuracy for tiny values; NaN stays NaN.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `z.len() == a.len()` is a multiple of `bias.len()`
+    /// (zero if `bias` is empty).
+    pub fn bias_sigmoid(&self, z: &mut [f32], a: &mut [f32], bias: &[f32]) -> Result<()> {
+        let cols = bias.len();
+        // (`n.is_multiple_of(0)` holds only for n = 0.)
+        if !z.len().is_multiple_of(cols) || a.len() != z.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Kernels::bias_sigmoid (A = z, B = bias, C = a)",
+                a_rows: 1,
+                a_cols: z.len(),
+                b_rows: 1,
+                b_cols: cols,
+                c_rows: 1,
+                c_cols: a.len(),
+            });
+        }
+        self.run(BiasSigmoid { z, a, bias });
+        Ok(())
+    }
+
+    /// Backward step through a sigmoid layer: `delta[i] *= a[i] * (1 - a[i])`, the sigmoid's
+    /// derivative taken from its value (network2's `sigmoid_prime(z)`).
+    ///
+    /// Bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ.
+    pub fn sigmoid_prime_mul(&self, delta: &mut [f32], a: &[f32]) -> Result<()> {
+        check_same("Kernels::sigmoid_prime_mul", a.len(), delta.len())?;
+        self.run(SigmoidPrimeMul { delta, a });
+        Ok(())
+    }
+
+    /// The output-layer error of the cross-entropy cost with sigmoid outputs,
+    /// `delta = a - y`, where `y` is one-hot: row `r` of the `labels.len() x cols` batch has
+    /// its 1 in column `labels[r]`; `cols = a.len() / labels.len()`.
+    ///
+    /// Bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `a.len() == delta.len()` is a multiple of
+    /// `labels.len()` (zero if there are no labels); [`Error::InvalidView`] if a label is not
+    /// below `cols`.
+    pub fn cross_entropy_delta(&self, a: &[f32], labels: &[u8], delta: &mut [f32]) -> Result<()> {
+        let cols = check_labeled("Kernels::cross_entropy_delta", a.len(), labels, delta.len())?;
+        self.run(OutputDelta {
+            rule: DeltaRule::CrossEntropy,
+            a,
+            labels,
+            cols,
+            delta,
+        });
+        Ok(())
+    }
+
+    /// The output-layer error of the quadratic cost with sigmoid outputs,
+    /// `delta = (a - y) * (a * (1 - a))`, with `y` one-hot as in
+    /// [`Kernels::cross_entropy_delta`].
+    ///
+    /// Bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::cross_entropy_delta`].
+    pub fn quadratic_delta(&self, a: &[f32], labels: &[u8], delta: &mut [f32]) -> Result<()> {
+        let cols = check_labeled("Kernels::quadratic_delta", a.len(), labels, delta.len())?;
+        self.run(OutputDelta {
+            rule: DeltaRule::Quadratic,
+            a,
+            labels,
+            cols,
+            delta,
+        });
+        Ok(())
+    }
+
+    /// network2's `CrossEntropyCost.fn` for each example of a batch, from the output layer's
+    /// weighted inputs `z` (`labels.len() x cols`, one-hot targets as in
+    /// [`Kernels::cross_entropy_delta`]): `row_costs[r] = np.sum(np.nan_to_num(-y ln a -
+    /// (1 - y) ln(1 - a)))` with `a = sigmoid(z)`. Returns the sum of `row_costs`.
+    ///
+    /// Why `z` and not `a`: in f32, `a` rounds to exactly 1 once `z > 17`, where `ln(1 - a)`
+    /// would be `-inf`; network2's f64 `a` only saturates past `z = 36.74`. Each term is
+    /// computed instead as `softplus(z)` (`y = 0`) or `softplus(-z)` (`y = 1`), which is
+    /// exact for every `z`, and network2's saturation is reproduced where its f64 `a` is
+    /// exactly 1 (`z >= 36.7368`) or 0 (`z <= -709.78`): `-log(0)` terms give `f64::MAX`
+    /// (nan_to_num of `+inf`), and elements where `0 * log(0)` appears give 0 (nan_to_num of
+    /// NaN: e.g. `a = 1, y = 1`). A NaN `z` contributes 0, as in numpy.
+    ///
+    /// Terms are evaluated in f32 (a few ulp each) and summed in f64, per row and over rows,
+    /// so 50,000 examples lose nothing to the summation. network2's `total_cost` divides each
+    /// example's cost by `n` before adding it: do the same with `row_costs` to reproduce it
+    /// exactly when some example saturates (two `f64::MAX` terms overflow to `+inf` in a sum,
+    /// as they would in numpy's `np.sum`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::cross_entropy_delta`], with `row_costs.len()` required to equal
+    /// `labels.len()`.
+    pub fn cross_entropy_cost(
+        &self,
+        z: &[f32],
+        labels: &[u8],
+        row_costs: &mut [f64],
+    ) -> Result<f64> {
+        let op = "Kernels::cross_entropy_cost";
+        let cols = check_labeled(op, z.len(), labels, z.len())?;
+        check_rows(op, labels.len(), row_costs.len())?;
+        Ok(self.run(Cost {
+            rule: CostRule::CrossEntropy,
+            x: z,
+            labels,
+            cols,
+            row_costs,
+        }))
+    }
+
+    /// network2's `QuadraticCost.fn` for each example, `row_costs[r] = 0.5 * ||a_r - y_r||^2`
+    /// with one-hot `y` (as in [`Kernels::cross_entropy_delta`]), computed exactly in f64
+    /// (up to the final rounding of each sum). Returns the sum of `row_costs`. A NaN in `a`
+    /// makes its row's cost NaN, as in network2.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::cross_entropy_cost`].
+    pub fn quadratic_cost(&self, a: &[f32], labels: &[u8], row_costs: &mut [f64]) -> Result<f64> {
+        let op = "Kernels::quadratic_cost";
+        let cols = check_labeled(op, a.len(), labels, a.len())?;
+        check_rows(op, labels.len(), row_costs.len())?;
+        Ok(self.run(Cost {
+            rule: CostRule::Quadratic,
+            x: a,
+            labels,
+            cols,
+            row_costs,
+        }))
+    }
+
+    /// The SGD step with L2 weight decay, in one pass: `w = decay * w - step * grad`, with
+    /// `decay = 1 - eta * lambda / n` (n the training-set size) and `step = eta / m` (m the
+    /// mini-batch size) for network2's rule, `grad` being the gradient summed over the batch.
+    ///
+    /// Rounded as `(decay * w) - (step * grad)`, bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ.
+    pub fn sgd_l2_update(&self, w: &mut [f32], grad: &[f32], decay: f32, step: f32) -> Result<()> {
+        check_same("Kernels::sgd_l2_update", grad.len(), w.len())?;
+        self.run(SgdStep {
+            w,
+            grad,
+            decay: Some(decay),
+            step,
+        });
+        Ok(())
+    }
+
+    /// The SGD step without decay (network2's bias update): `b = b - step * grad`.
+    ///
+    /// Rounded as `b - (step * grad)`, bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ.
+    pub fn sgd_update(&self, b: &mut [f32], grad: &[f32], step: f32) -> Result<()> {
+        check_same("Kernels::sgd_update", grad.len(), b.len())?;
+        self.run(SgdStep {
+            w: b,
+            grad,
+            decay: None,
+            step,
+        });
+        Ok(())
+    }
+
+    /// Column sums of a row-major `rows x cols` matrix (the bias gradient: `delta` summed over
+    /// the examples of a batch): `out[c] = m[0][c] + m[1][c] + ...`, added in row order
+    /// starting from `+0.0`, so bitwise the same on every ISA and as a sequential loop.
+    /// `out` is overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `m.len() == rows * cols` and `out.len() == cols`.
+    pub fn column_sums(&self, m: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> Result<()> {
+        if rows.checked_mul(cols) != Some(m.len()) || out.len() != cols {
+            return Err(Error::ShapeMismatch {
+                op: "Kernels::column_sums (A = the matrix as given, B = its data, C = out)",
+                a_rows: rows,
+                a_cols: cols,
+                b_rows: 1,
+                b_cols: m.len(),
+                c_rows: 1,
+                c_cols: out.len(),
+            });
+        }
+        self.run(ColumnSums { m, rows, cols, out });
+        Ok(())
+    }
+}
+
+/// An element-wise operation needs equal lengths.
+fn check_same(op: &'static str, input: usize, output: usize) -> Result<()> {
+    if input == output {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            a_rows: 1,
+            a_cols: input,
+            b_rows: 1,
+            b_cols: input,
+            c_rows: 1,
+            c_cols: output,
+        })
+    }
+}
+
+/// A batch with one label per row: checks that `len` (the input) and `out_len` (the output)
+/// both hold `labels.len()` whole rows and that every label is a column; returns `cols`.
+fn check_labeled(op: &'static str, len: usize, labels: &[u8], out_len: usize) -> Result<usize> {
+    let rows = labels.len();
+    let cols = len.checked_div(rows).unwrap_or(0);
+    if rows * cols != len || out_len != len {
+        return Err(Error::ShapeMismatch {
+            op,
+            a_rows: 1,
+            a_cols: len,
+            b_rows: rows,
+            b_cols: 1,
+            c_rows: 1,
+            c_cols: out_len,
+        });
+    }
+    if let Some((row, &label)) = labels
+        .iter()
+        .enumerate()
+        .find(|&(_, &label)| usize::from(label) >= cols)
+    {
+        return Err(Error::InvalidView {
+            reason: format!(
+                "{op}: label {label} of row {row} is not a column of the {rows} x {cols} batch"
+            ),
+        });
+    }
+    Ok(cols)
+}
+
+/// Per-row outputs need one slot per label.
+fn check_rows(op: &'static str, rows: usize, out_len: usize) -> Result<()> {
+    if rows == out_len {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            op,
+            a_rows: rows,
+            a_cols: 1,
+            b_rows: rows,
+            b_cols: 1,
+            c_rows: out_len,
+            c_cols: 1,
+        })
+    }
+}
