@@ -20,8 +20,8 @@
 //!
 //! plus [`Kernels::exp`] and [`Kernels::ln`] over slices. Each is written once, generic over
 //! the crate's internal vector type, and compiled per ISA in an entry function that carries
-//! the target features; [`reference`] holds plain scalar versions that are the specification
-//! the tests hold every ISA to.
+//! the target features; [`reference`](mod@reference) holds plain scalar versions that are
+//! the specification the tests hold every ISA to.
 //!
 //! # Errors
 //!
