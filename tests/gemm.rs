@@ -1050,25 +1050,25 @@ fn thread_count_does_not_change_results_square() {
     if FULL_SIZE {
         check_thread_invariance(300, 400, 500, 0);
     } else {
-        check_thread_invariance(150, 130, 170, 0);
+        check_thread_invariance(200, 200, 400, 0);
     }
 }
 
 #[test]
 fn thread_count_does_not_change_results_tall_skinny() {
     if FULL_SIZE {
-        check_thread_invariance(3000, 64, 24, 1);
+        check_thread_invariance(8000, 64, 32, 1);
     } else {
-        check_thread_invariance(1000, 70, 30, 1);
+        check_thread_invariance(4000, 64, 64, 1);
     }
 }
 
 #[test]
 fn thread_count_does_not_change_results_short_wide() {
     if FULL_SIZE {
-        check_thread_invariance(24, 64, 3000, 2);
+        check_thread_invariance(32, 64, 8000, 2);
     } else {
-        check_thread_invariance(20, 70, 2100, 2);
+        check_thread_invariance(64, 64, 4000, 2);
     }
 }
 

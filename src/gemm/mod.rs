@@ -42,9 +42,11 @@ pub enum Parallelism {
 }
 
 /// Products with fewer floating-point operations (`2 m n k`) than this run on one thread even
-/// under [`Parallelism::Rayon`]: below it, waking a second thread and packing B twice costs
-/// more than the halved arithmetic saves (measured with `cargo bench --bench gemm`).
-pub const PARALLEL_MIN_FLOPS: usize = 4_000_000;
+/// under [`Parallelism::Rayon`]. Measured on a 2-core shared VM with `cargo bench --bench
+/// gemm_vs -- --threads`: from 33 MFLOP (256^3) up, 2 threads gave 1.6-1.8x; at 5-16 MFLOP
+/// (the trainer's (100,784,30) and (100,784,100)) runs ranged from 0.76x to 1.47x, so those
+/// stay on one thread, where they can never be slower than one thread.
+pub const PARALLEL_MIN_FLOPS: usize = 32_000_000;
 
 /// A configured matrix multiplier: which kernels to run and how to use threads.
 ///
