@@ -15,6 +15,8 @@
 //! * the raw `sgemm` against the safe API, and shape errors from the safe API;
 //! * the `SIMDNET_ISA` override and, through `SIMDNET_EXPECT_ISAS`, which ISAs CI expects.
 
+mod common;
+
 use std::fmt::Debug;
 
 use proptest::prelude::*;
@@ -1292,18 +1294,7 @@ fn unavailable_isas_are_refused() {
 /// every test above (they all iterate over `isas()`), and must compute a product correctly.
 #[test]
 fn expected_isas_are_exercised() {
-    let expected: Vec<Isa> = match std::env::var("SIMDNET_EXPECT_ISAS") {
-        Ok(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse()
-                    .unwrap_or_else(|e| panic!("SIMDNET_EXPECT_ISAS: {e}"))
-            })
-            .collect(),
-        Err(_) => vec![Isa::Scalar],
-    };
+    let expected = common::expected_isas();
     let tested = isas();
     for isa in &expected {
         assert!(

@@ -12,6 +12,8 @@
 //!   literal f64 formula away from saturation;
 //! * through `SIMDNET_EXPECT_ISAS`, that every ISA CI expects was exercised.
 
+mod common;
+
 use proptest::prelude::*;
 use simdnet::Isa;
 use simdnet::kernels::{Kernels, reference};
@@ -486,18 +488,7 @@ fn cost_sum_over_many_rows_is_f64() {
 /// every test above (they all iterate over `all()`), and must compute a kernel correctly.
 #[test]
 fn expected_isas_are_exercised() {
-    let expected: Vec<Isa> = match std::env::var("SIMDNET_EXPECT_ISAS") {
-        Ok(list) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse()
-                    .unwrap_or_else(|e| panic!("SIMDNET_EXPECT_ISAS: {e}"))
-            })
-            .collect(),
-        Err(_) => vec![Isa::Scalar],
-    };
+    let expected = common::expected_isas();
     let tested: Vec<Isa> = all().iter().map(Kernels::isa).collect();
     for isa in &expected {
         assert!(
