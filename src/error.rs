@@ -157,6 +157,33 @@ pub enum Error {
         /// The number of images in the dataset.
         len: usize,
     },
+    /// A network2 JSON model file cannot be read as a network: malformed JSON, missing keys,
+    /// shapes that disagree with `sizes`, an unknown cost, or numbers that are not finite
+    /// `f32` values.
+    #[error("{path}: not a usable network2 model: {problem}")]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A network's layer sizes, weights or biases are inconsistent (built in memory, not read
+    /// from a file).
+    #[error("invalid network: {problem}")]
+    InvalidNetwork {
+        /// What is wrong.
+        problem: String,
+    },
+    /// Training diverged: a weight, bias or cost became NaN or infinite.
+    #[error(
+        "training diverged in epoch {epoch}: {what} (try a smaller eta, or a smaller lambda relative to the training-set size)"
+    )]
+    Diverged {
+        /// The epoch (counted from 1) at the end of which it was found.
+        epoch: usize,
+        /// What was found to be non-finite.
+        what: String,
+    },
 }
 
 impl Error {

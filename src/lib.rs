@@ -47,6 +47,7 @@ pub mod gemm;
 pub mod isa;
 pub mod kernels;
 pub mod matrix;
+pub mod network;
 mod simd;
 
 pub use error::{Error, Result};

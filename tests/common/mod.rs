@@ -4,6 +4,7 @@ use simdnet::Isa;
 
 /// The instruction sets CI says this machine has (`SIMDNET_EXPECT_ISAS`, comma separated);
 /// scalar alone when unset. A test fails if one of them was not exercised.
+#[allow(dead_code)]
 pub fn expected_isas() -> Vec<Isa> {
     match std::env::var("SIMDNET_EXPECT_ISAS") {
         Ok(list) => list
@@ -16,5 +17,22 @@ pub fn expected_isas() -> Vec<Isa> {
             })
             .collect(),
         Err(_) => vec![Isa::Scalar],
+    }
+}
+
+/// The real MNIST directory from `MNIST_DIR`, or `None` after a notice on stderr (written
+/// past the test harness's capture, so that a skipped check is seen).
+#[allow(dead_code)]
+pub fn mnist_dir(test: &str) -> Option<std::path::PathBuf> {
+    use std::io::Write;
+    match std::env::var_os("MNIST_DIR") {
+        Some(dir) if !dir.is_empty() => Some(dir.into()),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTICE {test}: MNIST_DIR is not set; skipping this real-MNIST test"
+            );
+            None
+        }
     }
 }

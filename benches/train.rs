@@ -1,0 +1,117 @@
+//! Training speed: one `Trainer::step` (network2's `update_mini_batch`) at mini-batches of 10
+//! and 100 for [784, 30, 10] and [784, 100, 10], and one whole epoch of 50,000 images.
+//!
+//! `cargo bench --bench train` runs it on the real MNIST training set when `MNIST_DIR` is
+//! set, on synthetic images of the same shape otherwise (the speed does not depend on the
+//! pixel values). The ISA is the selected one (`SIMDNET_ISA` forces another); the pool is
+//! rayon's default (`RAYON_NUM_THREADS=1` for one thread). Criterion's `elem/s` is images
+//! per second; an epoch's time is the figure the README's table quotes.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use simdnet::data::{Mnist, MnistOptions};
+use simdnet::network::{
+    Cost, Examples, FloatExamples, Init, Monitor, Network, SgdConfig, Trainer, sgd,
+};
+
+const SHAPES: [[usize; 3]; 2] = [[784, 30, 10], [784, 100, 10]];
+
+/// 50,000 training images: MNIST's from `MNIST_DIR`, or deterministic synthetic ones.
+enum Images {
+    Mnist(Mnist),
+    Synthetic(Vec<f32>, Vec<u8>),
+}
+
+impl Images {
+    fn load() -> Images {
+        if let Some(dir) = std::env::var_os("MNIST_DIR") {
+            let mnist = Mnist::open(&dir, &MnistOptions::default())
+                .unwrap_or_else(|e| panic!("MNIST_DIR: {e}"));
+            return Images::Mnist(mnist);
+        }
+        eprintln!("MNIST_DIR is not set: benchmarking on synthetic 28x28 images");
+        let n = 50_000;
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pixels = (0..n * 784)
+            .map(|_| (next() % 256) as f32 / 255.0)
+            .collect();
+        let labels = (0..n).map(|_| (next() % 10) as u8).collect();
+        Images::Synthetic(pixels, labels)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&dyn Examples) -> R) -> R {
+        match self {
+            Images::Mnist(m) => f(m.training()),
+            Images::Synthetic(x, y) => f(&FloatExamples::new(x, y, 784).unwrap()),
+        }
+    }
+}
+
+fn step(c: &mut Criterion, images: &Images) {
+    let mut group = c.benchmark_group("step");
+    group.measurement_time(Duration::from_secs(3));
+    for sizes in SHAPES {
+        for mb in [10usize, 100] {
+            let mut x = vec![0.0f32; mb * 784];
+            let mut y = vec![0u8; mb];
+            images.with(|data| data.gather_range(0..mb, &mut x, &mut y).unwrap());
+            let mut net = Network::new(&sizes, Cost::CrossEntropy, Init::Default, 1).unwrap();
+            let mut trainer = Trainer::new(&net, mb).unwrap();
+            let name = format!("{sizes:?}/mb{mb}").replace(' ', "");
+            group.throughput(Throughput::Elements(mb as u64));
+            group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+                bench.iter(|| {
+                    trainer
+                        .step(&mut net, black_box(&x), &y, 0.5, 5.0, 50_000)
+                        .unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn epoch(c: &mut Criterion, images: &Images) {
+    let mut group = c.benchmark_group("epoch");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(50_000));
+    for (sizes, mb) in [(SHAPES[0], 10), (SHAPES[0], 100), (SHAPES[1], 10)] {
+        let config = SgdConfig {
+            epochs: 1,
+            mini_batch_size: mb,
+            monitor: Monitor::default(),
+            ..SgdConfig::default()
+        };
+        let start = Network::new(&sizes, Cost::CrossEntropy, Init::Default, 1).unwrap();
+        let name = format!("{sizes:?}/mb{mb}").replace(' ', "");
+        group.bench_function(BenchmarkId::from_parameter(name), |bench| {
+            images.with(|data| {
+                bench.iter(|| {
+                    let mut net = start.clone();
+                    sgd(&mut net, data, None, &config, &mut ()).unwrap();
+                    net
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    let images = Images::load();
+    eprintln!("ISA: {}", simdnet::selected_isa());
+    step(c, &images);
+    epoch(c, &images);
+}
+
+criterion_group!(train, benches);
+criterion_main!(train);

@@ -1,0 +1,510 @@
+//! network2.py's sigmoid networks: the model, its costs and initializers, its JSON file
+//! format, and its training rule (mini-batch SGD with L2 regularization, monitoring, early
+//! stopping), on the crate's GEMM and fused kernels.
+//!
+//! | network2.py | here |
+//! |---|---|
+//! | `Network(sizes, cost)` + `default_weight_initializer` | [`Network::new`] with [`Init::Default`] |
+//! | `large_weight_initializer` | [`Init::Large`] |
+//! | `CrossEntropyCost`, `QuadraticCost` | [`Cost`] |
+//! | `feedforward(a)` | [`Network::feedforward`] |
+//! | `SGD(...)` | [`sgd`] with an [`SgdConfig`] |
+//! | `update_mini_batch(...)` | [`Trainer::step`] |
+//! | `accuracy(data)`, `total_cost(data, lmbda)` | [`Network::evaluate`] |
+//! | `save(filename)`, `load(filename)` | [`Network::save`], [`Network::load`] |
+//!
+//! # Layout
+//!
+//! Layer `l`'s weights are a `sizes[l+1] x sizes[l]` row-major matrix (network2's
+//! `weights[l]`: row `j` holds the weights into neuron `j`), its biases a vector of
+//! `sizes[l+1]`. A mini-batch is a row-major `m x sizes[0]` matrix, one example per row, so
+//! each layer's forward step is one product `Z = A W^T` (W read through transposed strides,
+//! never copied) followed by the fused bias + sigmoid kernel; see [`Trainer`] for the backward
+//! pass.
+//!
+//! ```
+//! use simdnet::network::{Cost, Init, Network};
+//!
+//! let net = Network::new(&[784, 30, 10], Cost::CrossEntropy, Init::Default, 42)?;
+//! let out = net.feedforward(&vec![0.5; 784])?;
+//! assert_eq!(out.len(), 10);
+//! assert!(out.iter().all(|&a| (0.0..=1.0).contains(&a)));
+//! # Ok::<(), simdnet::Error>(())
+//! ```
+
+mod eval;
+mod examples;
+mod json;
+mod rng;
+mod train;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::gemm::{Gemm, Parallelism};
+use crate::kernels::Kernels;
+use crate::matrix::{MatMut, MatRef};
+
+pub use eval::Evaluation;
+pub use examples::{Examples, FloatExamples};
+pub use train::{
+    Accuracy, EpochReport, Monitor, Observer, SgdConfig, Trainer, TrainingSummary, sgd,
+};
+
+/// network2's two costs for sigmoid output layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cost {
+    /// `CrossEntropyCost`: `C = -sum(y ln a + (1 - y) ln(1 - a))`, output error `a - y`.
+    CrossEntropy,
+    /// `QuadraticCost`: `C = ||a - y||^2 / 2`, output error `(a - y) sigmoid'(z)`.
+    Quadratic,
+}
+
+impl Cost {
+    /// The class name network2 writes in its JSON files: `"CrossEntropyCost"` or
+    /// `"QuadraticCost"`.
+    pub fn network2_name(self) -> &'static str {
+        match self {
+            Cost::CrossEntropy => "CrossEntropyCost",
+            Cost::Quadratic => "QuadraticCost",
+        }
+    }
+
+    /// The cost whose network2 class name is `name`.
+    pub fn from_network2_name(name: &str) -> Option<Cost> {
+        match name {
+            "CrossEntropyCost" => Some(Cost::CrossEntropy),
+            "QuadraticCost" => Some(Cost::Quadratic),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Cost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cost::CrossEntropy => "cross-entropy",
+            Cost::Quadratic => "quadratic",
+        })
+    }
+}
+
+impl FromStr for Cost {
+    type Err = Error;
+
+    /// `cross-entropy` or `quadratic` (as the `train` binary spells them), or network2's
+    /// class names.
+    fn from_str(s: &str) -> Result<Cost> {
+        match s {
+            "cross-entropy" => Ok(Cost::CrossEntropy),
+            "quadratic" => Ok(Cost::Quadratic),
+            _ => Cost::from_network2_name(s).ok_or_else(|| Error::BadOption {
+                option: "cost",
+                problem: format!("{s:?} is not a cost: expected cross-entropy or quadratic"),
+            }),
+        }
+    }
+}
+
+/// network2's two weight initializers. Biases are N(0, 1) with either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Init {
+    /// `default_weight_initializer`: weights N(0, 1/n_in), n_in the number of inputs of the
+    /// neuron, so that weighted inputs start with unit variance and neurons do not saturate.
+    #[default]
+    Default,
+    /// `large_weight_initializer`: weights N(0, 1), as in the book's chapter 1.
+    Large,
+}
+
+impl FromStr for Init {
+    type Err = Error;
+
+    /// `default` or `large`.
+    fn from_str(s: &str) -> Result<Init> {
+        match s {
+            "default" => Ok(Init::Default),
+            "large" => Ok(Init::Large),
+            _ => Err(Error::BadOption {
+                option: "init",
+                problem: format!("{s:?} is not an initializer: expected default or large"),
+            }),
+        }
+    }
+}
+
+/// A fully connected network of sigmoid neurons, as network2.py's `Network`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    sizes: Vec<usize>,
+    /// `weights[l]`: `sizes[l+1] x sizes[l]`, row-major.
+    weights: Vec<Vec<f32>>,
+    /// `biases[l]`: `sizes[l+1]`.
+    biases: Vec<Vec<f32>>,
+    cost: Cost,
+}
+
+impl Network {
+    /// A network of the given layer sizes (inputs first), initialized with `init` from a
+    /// random generator seeded with `seed`. The same seed gives the same network on every
+    /// machine and ISA.
+    ///
+    /// The normal deviates are drawn layer by layer, biases then weights (row by row), by the
+    /// Box-Muller transform on a ChaCha8 stream; network2 draws from numpy's generator, so the
+    /// numbers (not their distribution) differ from network2's for the same seed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] (option `sizes`) for fewer than 2 layers or a layer of 0 neurons.
+    pub fn new(sizes: &[usize], cost: Cost, init: Init, seed: u64) -> Result<Network> {
+        check_sizes(sizes).map_err(|problem| Error::BadOption {
+            option: "sizes",
+            problem,
+        })?;
+        let mut normal = rng::Normal::new(seed);
+        let mut weights = Vec::with_capacity(sizes.len() - 1);
+        let mut biases = Vec::with_capacity(sizes.len() - 1);
+        for pair in sizes.windows(2) {
+            let (n_in, n_out) = (pair[0], pair[1]);
+            biases.push((0..n_out).map(|_| normal.sample() as f32).collect());
+            let scale = match init {
+                Init::Default => 1.0 / (n_in as f64).sqrt(),
+                Init::Large => 1.0,
+            };
+            weights.push(
+                (0..n_in * n_out)
+                    .map(|_| (normal.sample() * scale) as f32)
+                    .collect(),
+            );
+        }
+        Ok(Network {
+            sizes: sizes.to_vec(),
+            weights,
+            biases,
+            cost,
+        })
+    }
+
+    /// A network from its parts: `weights[l]` row-major `sizes[l+1] x sizes[l]`, `biases[l]`
+    /// of length `sizes[l+1]`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidNetwork`] if the sizes are invalid (as in [`Network::new`]), the
+    /// number or the shape of the weights or biases disagrees with them, or a value is not
+    /// finite.
+    pub fn from_parts(
+        sizes: Vec<usize>,
+        weights: Vec<Vec<f32>>,
+        biases: Vec<Vec<f32>>,
+        cost: Cost,
+    ) -> Result<Network> {
+        let net = Network {
+            sizes,
+            weights,
+            biases,
+            cost,
+        };
+        net.check()
+            .map_err(|problem| Error::InvalidNetwork { problem })?;
+        Ok(net)
+    }
+
+    /// Checks the invariants [`Network::from_parts`] promises, describing the first broken.
+    fn check(&self) -> std::result::Result<(), String> {
+        check_sizes(&self.sizes)?;
+        let layers = self.sizes.len() - 1;
+        for (what, count) in [("weight", self.weights.len()), ("bias", self.biases.len())] {
+            if count != layers {
+                return Err(format!(
+                    "{} layer sizes need {layers} {what} arrays, found {count}",
+                    self.sizes.len()
+                ));
+            }
+        }
+        for (l, pair) in self.sizes.windows(2).enumerate() {
+            let (n_in, n_out) = (pair[0], pair[1]);
+            if self.weights[l].len() != n_in * n_out {
+                return Err(format!(
+                    "weights[{l}] must be {n_out} x {n_in} = {} values, found {}",
+                    n_in * n_out,
+                    self.weights[l].len()
+                ));
+            }
+            if self.biases[l].len() != n_out {
+                return Err(format!(
+                    "biases[{l}] must have {n_out} values, found {}",
+                    self.biases[l].len()
+                ));
+            }
+            if let Some(i) = self.weights[l].iter().position(|w| !w.is_finite()) {
+                return Err(format!(
+                    "weights[{l}][{}][{}] is {}, not a finite number",
+                    i / n_in,
+                    i % n_in,
+                    self.weights[l][i]
+                ));
+            }
+            if let Some(j) = self.biases[l].iter().position(|b| !b.is_finite()) {
+                return Err(format!(
+                    "biases[{l}][{j}] is {}, not a finite number",
+                    self.biases[l][j]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The layer sizes, inputs first.
+    pub fn sizes(&self) -> &[usize] {
+        &self.sizes
+    }
+
+    /// The number of weight layers (`sizes().len() - 1`).
+    pub fn layers(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// The size of the input layer.
+    pub fn inputs(&self) -> usize {
+        self.sizes[0]
+    }
+
+    /// The size of the output layer (the number of classes).
+    pub fn outputs(&self) -> usize {
+        self.sizes[self.sizes.len() - 1]
+    }
+
+    /// The cost the network is trained with.
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
+    /// Sets the cost (a loaded network may be trained further with another cost).
+    pub fn set_cost(&mut self, cost: Cost) {
+        self.cost = cost;
+    }
+
+    /// Layer `l`'s weights, `sizes[l+1] x sizes[l]` row-major.
+    ///
+    /// # Panics
+    ///
+    /// If `l >= layers()`.
+    pub fn weights(&self, l: usize) -> &[f32] {
+        &self.weights[l]
+    }
+
+    /// Layer `l`'s biases, `sizes[l+1]` values.
+    ///
+    /// # Panics
+    ///
+    /// If `l >= layers()`.
+    pub fn biases(&self, l: usize) -> &[f32] {
+        &self.biases[l]
+    }
+
+    /// Layer `l`'s weights, mutable (shapes cannot change).
+    ///
+    /// # Panics
+    ///
+    /// If `l >= layers()`.
+    pub fn weights_mut(&mut self, l: usize) -> &mut [f32] {
+        &mut self.weights[l]
+    }
+
+    /// Layer `l`'s biases, mutable.
+    ///
+    /// # Panics
+    ///
+    /// If `l >= layers()`.
+    pub fn biases_mut(&mut self, l: usize) -> &mut [f32] {
+        &mut self.biases[l]
+    }
+
+    /// The squared Frobenius norms of all weight matrices, summed in f64: the
+    /// `sum(np.linalg.norm(w)**2 for w in self.weights)` of network2's L2 term.
+    pub fn weight_norm_squared(&self) -> f64 {
+        self.weights
+            .iter()
+            .flatten()
+            .map(|&w| f64::from(w) * f64::from(w))
+            .sum()
+    }
+
+    /// The first weight or bias that is not finite, described (`None` if all are).
+    pub(crate) fn first_non_finite(&self) -> Option<String> {
+        self.check().err()
+    }
+
+    /// The network's output for one input (network2's `feedforward`), on the selected ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if `input.len() != inputs()`.
+    pub fn feedforward(&self, input: &[f32]) -> Result<Vec<f32>> {
+        let mut outputs = vec![0.0; self.outputs()];
+        self.feedforward_batch(input, 1, &mut outputs)?;
+        Ok(outputs)
+    }
+
+    /// The outputs for `rows` inputs at once: `inputs` is row-major `rows x inputs()`,
+    /// `outputs` row-major `rows x outputs()`. One GEMM per layer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if a buffer does not have the length its shape needs.
+    pub fn feedforward_batch(
+        &self,
+        inputs: &[f32],
+        rows: usize,
+        outputs: &mut [f32],
+    ) -> Result<()> {
+        let mut forward = Forward::new(self, rows);
+        let kernels = Kernels::try_new()?;
+        let gemm = Gemm::try_new()?;
+        forward.run(self, &gemm, &kernels, inputs, rows)?;
+        let last = forward.activation(self.layers(), rows);
+        if outputs.len() != last.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Network::feedforward_batch (A = inputs, C = outputs)",
+                a_rows: rows,
+                a_cols: self.inputs(),
+                b_rows: self.inputs(),
+                b_cols: self.outputs(),
+                c_rows: 1,
+                c_cols: outputs.len(),
+            });
+        }
+        outputs.copy_from_slice(last);
+        Ok(())
+    }
+}
+
+/// Checks a list of layer sizes; the problem as text.
+fn check_sizes(sizes: &[usize]) -> std::result::Result<(), String> {
+    if sizes.len() < 2 {
+        return Err(format!(
+            "a network needs at least 2 layers (inputs and outputs), got {}",
+            sizes.len()
+        ));
+    }
+    if let Some(l) = sizes.iter().position(|&s| s == 0) {
+        return Err(format!("layer {l} has 0 neurons"));
+    }
+    if sizes.iter().any(|&s| s > 1 << 24) {
+        return Err("layers are limited to 16,777,216 neurons".to_string());
+    }
+    if sizes.windows(2).any(|p| {
+        p[0].checked_mul(p[1])
+            .is_none_or(|n| n > isize::MAX as usize / 8)
+    }) {
+        return Err("a weight matrix would not fit in memory".to_string());
+    }
+    Ok(())
+}
+
+/// The buffers of a forward pass over up to `capacity` examples: per layer the weighted
+/// inputs `z` and the activations `a`, row-major `rows x sizes[l]`. `a[0]` holds the inputs.
+#[derive(Debug)]
+pub(crate) struct Forward {
+    capacity: usize,
+    sizes: Vec<usize>,
+    /// `zs[l]`: weighted inputs of layer `l + 1`.
+    zs: Vec<Vec<f32>>,
+    /// `activations[l]`: activations of layer `l` (`l = 0`: the inputs).
+    activations: Vec<Vec<f32>>,
+}
+
+impl Forward {
+    /// Buffers for `net`'s shape and batches of up to `capacity` examples.
+    pub(crate) fn new(net: &Network, capacity: usize) -> Forward {
+        Forward {
+            capacity,
+            sizes: net.sizes.clone(),
+            zs: net.sizes[1..]
+                .iter()
+                .map(|&s| vec![0.0; s * capacity])
+                .collect(),
+            activations: net.sizes.iter().map(|&s| vec![0.0; s * capacity]).collect(),
+        }
+    }
+
+    /// The input buffer of a batch of `rows` examples, to be filled before [`Forward::run_filled`].
+    pub(crate) fn input_mut(&mut self, rows: usize) -> &mut [f32] {
+        &mut self.activations[0][..rows * self.sizes[0]]
+    }
+
+    /// Copies `inputs` (`rows x sizes[0]`) in and runs the forward pass.
+    pub(crate) fn run(
+        &mut self,
+        net: &Network,
+        gemm: &Gemm,
+        kernels: &Kernels,
+        inputs: &[f32],
+        rows: usize,
+    ) -> Result<()> {
+        if rows > self.capacity || inputs.len() != rows * self.sizes[0] {
+            return Err(Error::ShapeMismatch {
+                op: "network forward pass (A = inputs as given, B = one input)",
+                a_rows: 1,
+                a_cols: inputs.len(),
+                b_rows: 1,
+                b_cols: self.sizes[0],
+                c_rows: rows,
+                c_cols: self.sizes[0],
+            });
+        }
+        self.input_mut(rows).copy_from_slice(inputs);
+        self.run_filled(net, gemm, kernels, rows)
+    }
+
+    /// The forward pass over the `rows` inputs already in [`Forward::input_mut`]: for each
+    /// layer `Z = A W^T` (one GEMM, W through transposed strides), then `Z += b; A' =
+    /// sigmoid(Z)` in one fused pass.
+    pub(crate) fn run_filled(
+        &mut self,
+        net: &Network,
+        gemm: &Gemm,
+        kernels: &Kernels,
+        rows: usize,
+    ) -> Result<()> {
+        debug_assert!(rows <= self.capacity && net.sizes == self.sizes);
+        for l in 0..net.layers() {
+            let (n_in, n_out) = (self.sizes[l], self.sizes[l + 1]);
+            let (done, rest) = self.activations.split_at_mut(l + 1);
+            let a_in = &done[l][..rows * n_in];
+            let a_out = &mut rest[0][..rows * n_out];
+            let z = &mut self.zs[l][..rows * n_out];
+            let w_t = MatRef::from_row_major(&net.weights[l], n_out, n_in)?.t();
+            gemm.run(
+                1.0,
+                MatRef::from_row_major(a_in, rows, n_in)?,
+                w_t,
+                0.0,
+                MatMut::from_row_major(z, rows, n_out)?,
+            )?;
+            kernels.bias_sigmoid(z, a_out, &net.biases[l])?;
+        }
+        Ok(())
+    }
+
+    /// Activations of layer `l` for the last batch of `rows` examples.
+    pub(crate) fn activation(&self, l: usize, rows: usize) -> &[f32] {
+        &self.activations[l][..rows * self.sizes[l]]
+    }
+
+    /// Weighted inputs of the output layer for the last batch of `rows` examples.
+    pub(crate) fn output_z(&self, rows: usize) -> &[f32] {
+        let last = self.zs.len() - 1;
+        &self.zs[last][..rows * self.sizes[last + 1]]
+    }
+}
+
+/// A [`Gemm`] on the selected ISA that does not split work across threads (for work that is
+/// already parallel at a coarser grain).
+pub(crate) fn sequential_gemm(isa: crate::Isa) -> Result<Gemm> {
+    Ok(Gemm::try_new()?
+        .with_isa(isa)?
+        .with_parallelism(Parallelism::Sequential))
+}

@@ -1,0 +1,556 @@
+//! network2's training rule: mini-batch SGD with L2 regularization (`update_mini_batch`), the
+//! epoch loop with monitoring and early stopping (`SGD`).
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+
+use super::eval::Evaluation;
+use super::examples::Examples;
+use super::{Cost, Forward, Network};
+use crate::error::{Error, Result};
+use crate::gemm::{Gemm, Parallelism};
+use crate::isa::Isa;
+use crate::kernels::Kernels;
+use crate::matrix::{MatMut, MatRef};
+
+/// The buffers and the ISA of mini-batch training for one network shape.
+///
+/// [`Trainer::step`] is network2's `update_mini_batch` over a whole mini-batch at once, with
+/// examples as the rows of the batch matrices (`m` examples):
+///
+/// ```text
+/// forward, each layer l:  Z = A_l W_l^T          one GEMM (W_l read through transposed strides)
+///                         Z += b_l; A_l+1 = sigmoid(Z)   one fused pass
+/// output error:           D = a - y  (cross-entropy) or (a - y) a (1 - a) (quadratic)
+/// backward, l = L..1:     D_prev = (D W_l) * A_l (1 - A_l)   one GEMM + one fused pass (l > 1)
+///                         b_l -= (eta / m) colsum(D)
+///                         W_l = (1 - eta lambda / n) W_l - (eta / m) D^T A_l   one GEMM
+/// ```
+///
+/// The weight update is a single GEMM with `beta = 1 - eta lambda / n` and
+/// `alpha = -eta / m`: the L2 decay and the gradient step happen in the GEMM's write-back of
+/// each weight tile, so each weight matrix is read and written once per step and the
+/// gradient never exists as a matrix. The error of the layer below is computed from `W_l`
+/// before `W_l` is updated, so every gradient is taken at the old weights, as in network2.
+///
+/// All buffers are allocated by [`Trainer::new`]; a step allocates nothing. Products are
+/// split across the current rayon pool by the GEMM engine when they are large enough, by
+/// rows or columns of the result only, so a step gives the same bits for any pool size.
+#[derive(Debug)]
+pub struct Trainer {
+    gemm: Gemm,
+    kernels: Kernels,
+    forward: Forward,
+    labels: Vec<u8>,
+    /// Output errors of the current layer and of the layer below, ping-ponged.
+    deltas: [Vec<f32>; 2],
+    /// The bias gradient of one layer (summed over the batch).
+    grad_b: Vec<f32>,
+}
+
+impl Trainer {
+    /// Buffers for `net`'s shape and mini-batches of up to `max_batch` examples, on the
+    /// selected ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] if `max_batch` is 0; [`Error::UnknownIsa`] if `SIMDNET_ISA` is
+    /// invalid.
+    pub fn new(net: &Network, max_batch: usize) -> Result<Trainer> {
+        Trainer::with_isa(net, max_batch, crate::isa::try_selected_isa()?)
+    }
+
+    /// As [`Trainer::new`], on a given instruction set.
+    ///
+    /// # Errors
+    ///
+    /// As [`Trainer::new`], and [`Error::IsaUnavailable`] if this CPU lacks `isa`.
+    pub fn with_isa(net: &Network, max_batch: usize, isa: Isa) -> Result<Trainer> {
+        if max_batch == 0 {
+            return Err(Error::BadOption {
+                option: "mini-batch size",
+                problem: "must be at least 1".to_string(),
+            });
+        }
+        let widest = net.sizes[1..].iter().copied().max().unwrap_or(0);
+        Ok(Trainer {
+            gemm: Gemm::try_new()?
+                .with_isa(isa)?
+                .with_parallelism(Parallelism::Rayon),
+            kernels: Kernels::for_isa(isa)?,
+            forward: Forward::new(net, max_batch),
+            labels: vec![0; max_batch],
+            deltas: [vec![0.0; widest * max_batch], vec![0.0; widest * max_batch]],
+            grad_b: vec![0.0; widest],
+        })
+    }
+
+    /// The instruction set the trainer runs.
+    pub fn isa(&self) -> Isa {
+        self.kernels.isa()
+    }
+
+    /// The largest mini-batch the buffers hold.
+    pub fn max_batch(&self) -> usize {
+        self.forward.capacity
+    }
+
+    /// network2's `update_mini_batch(mini_batch, eta, lmbda, n)`: one SGD step over the
+    /// mini-batch `inputs` (row-major, `labels.len()` examples of `net.inputs()` values),
+    /// with L2 decay `1 - eta * lambda / n` (`n` the training-set size) on the weights.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the network is not the shape the trainer was made for,
+    /// the batch is empty or larger than [`Trainer::max_batch`], or `inputs` has the wrong
+    /// length; [`Error::InvalidView`] for a label that is not an output neuron;
+    /// [`Error::BadOption`] for hyperparameters [`SgdConfig::validate`] would reject, or
+    /// `n == 0`. On error the network is unchanged.
+    pub fn step(
+        &mut self,
+        net: &mut Network,
+        inputs: &[f32],
+        labels: &[u8],
+        eta: f32,
+        lambda: f32,
+        n: usize,
+    ) -> Result<()> {
+        let rows = labels.len();
+        self.check_batch(net, rows)?;
+        if inputs.len() != rows * net.inputs() {
+            return Err(Error::ShapeMismatch {
+                op: "Trainer::step (A = inputs as given, B = one input)",
+                a_rows: 1,
+                a_cols: inputs.len(),
+                b_rows: 1,
+                b_cols: net.inputs(),
+                c_rows: rows,
+                c_cols: net.inputs(),
+            });
+        }
+        check_rates(eta, lambda)?;
+        if n == 0 {
+            return Err(Error::BadOption {
+                option: "training-set size",
+                problem: "must be at least 1".to_string(),
+            });
+        }
+        self.forward.input_mut(rows).copy_from_slice(inputs);
+        self.labels[..rows].copy_from_slice(labels);
+        self.step_filled(net, rows, eta, lambda, n)
+    }
+
+    /// Checks that `net` is the shape of the buffers and `rows` fits them.
+    fn check_batch(&self, net: &Network, rows: usize) -> Result<()> {
+        if net.sizes != self.forward.sizes || rows == 0 || rows > self.forward.capacity {
+            return Err(Error::ShapeMismatch {
+                op: "Trainer::step (A = the batch, B = the network's first layer, C = the trainer's buffers)",
+                a_rows: rows,
+                a_cols: net.inputs(),
+                b_rows: net.inputs(),
+                b_cols: net.sizes[1],
+                c_rows: self.forward.capacity,
+                c_cols: self.forward.sizes[0],
+            });
+        }
+        Ok(())
+    }
+
+    /// The step over the `rows` examples already in the forward pass's input buffer and in
+    /// `self.labels`. Every check that can fail runs before the first weight is written
+    /// (labels are checked by the output-delta kernel, which runs before any update).
+    fn step_filled(
+        &mut self,
+        net: &mut Network,
+        rows: usize,
+        eta: f32,
+        lambda: f32,
+        n: usize,
+    ) -> Result<()> {
+        let Trainer {
+            gemm,
+            kernels,
+            forward,
+            labels,
+            deltas: [current, below],
+            grad_b,
+        } = self;
+        forward.run_filled(net, gemm, kernels, rows)?;
+        let layers = net.layers();
+        let labels = &labels[..rows];
+        // network2 computes both factors in float64; each is rounded once to f32 here.
+        let step = (f64::from(eta) / rows as f64) as f32;
+        let decay = (1.0 - f64::from(eta) * (f64::from(lambda) / n as f64)) as f32;
+
+        let (mut current, mut below) = (current, below);
+        let out = net.sizes[layers];
+        let a_out = forward.activation(layers, rows);
+        let delta_out = &mut current[..rows * out];
+        match net.cost {
+            Cost::CrossEntropy => kernels.cross_entropy_delta(a_out, labels, delta_out)?,
+            Cost::Quadratic => kernels.quadratic_delta(a_out, labels, delta_out)?,
+        }
+        for l in (0..layers).rev() {
+            let (n_in, n_out) = (net.sizes[l], net.sizes[l + 1]);
+            let delta = &current[..rows * n_out];
+            let a_in = forward.activation(l, rows);
+            if l > 0 {
+                // The error of layer l (below), from the weights before their update.
+                let delta_below = &mut below[..rows * n_in];
+                gemm.run(
+                    1.0,
+                    MatRef::from_row_major(delta, rows, n_out)?,
+                    MatRef::from_row_major(&net.weights[l], n_out, n_in)?,
+                    0.0,
+                    MatMut::from_row_major(delta_below, rows, n_in)?,
+                )?;
+                kernels.sigmoid_prime_mul(delta_below, a_in)?;
+            }
+            let grad_b = &mut grad_b[..n_out];
+            kernels.column_sums(delta, rows, n_out, grad_b)?;
+            // W = decay * W - step * D^T A: L2 decay and gradient step in one GEMM.
+            gemm.run(
+                -step,
+                MatRef::from_row_major(delta, rows, n_out)?.t(),
+                MatRef::from_row_major(a_in, rows, n_in)?,
+                decay,
+                MatMut::from_row_major(&mut net.weights[l], n_out, n_in)?,
+            )?;
+            kernels.sgd_update(&mut net.biases[l], grad_b, step)?;
+            std::mem::swap(&mut current, &mut below);
+        }
+        Ok(())
+    }
+}
+
+/// Which of network2's four per-epoch series to compute (its `monitor_*` flags).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Monitor {
+    /// Cost on the evaluation data.
+    pub evaluation_cost: bool,
+    /// Accuracy on the evaluation data.
+    pub evaluation_accuracy: bool,
+    /// Cost on the training data.
+    pub training_cost: bool,
+    /// Accuracy on the training data.
+    pub training_accuracy: bool,
+}
+
+impl Monitor {
+    /// All four series.
+    pub fn all() -> Monitor {
+        Monitor {
+            evaluation_cost: true,
+            evaluation_accuracy: true,
+            training_cost: true,
+            training_accuracy: true,
+        }
+    }
+}
+
+/// The hyperparameters of [`sgd`] (network2's `SGD` arguments).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per mini-batch; the last mini-batch of an epoch holds the remainder.
+    pub mini_batch_size: usize,
+    /// The learning rate, > 0.
+    pub eta: f32,
+    /// The L2 regularization parameter, >= 0.
+    pub lambda: f32,
+    /// Shuffle the training data before each epoch (network2 always does); `false` visits it
+    /// in file order every epoch.
+    pub shuffle: bool,
+    /// Seeds the shuffle.
+    pub seed: u64,
+    /// Stop after this many epochs without a new best evaluation accuracy (network2's
+    /// `early_stopping_n`); `None` trains every epoch.
+    pub early_stopping: Option<usize>,
+    /// Which series to compute after each epoch.
+    pub monitor: Monitor,
+}
+
+impl Default for SgdConfig {
+    /// The book's chapter-3 run: 30 epochs, mini-batches of 10, eta 0.5, lambda 5.0,
+    /// evaluation accuracy monitored.
+    fn default() -> Self {
+        SgdConfig {
+            epochs: 30,
+            mini_batch_size: 10,
+            eta: 0.5,
+            lambda: 5.0,
+            shuffle: true,
+            seed: 0,
+            early_stopping: None,
+            monitor: Monitor {
+                evaluation_accuracy: true,
+                ..Monitor::default()
+            },
+        }
+    }
+}
+
+impl SgdConfig {
+    /// Checks the hyperparameters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] naming the first bad one: eta not > 0 or not finite, lambda
+    /// not >= 0 or not finite, a mini-batch size of 0, early stopping after 0 epochs.
+    pub fn validate(&self) -> Result<()> {
+        check_rates(self.eta, self.lambda)?;
+        if self.mini_batch_size == 0 {
+            return Err(Error::BadOption {
+                option: "mini-batch size",
+                problem: "must be at least 1".to_string(),
+            });
+        }
+        if self.early_stopping == Some(0) {
+            return Err(Error::BadOption {
+                option: "early stopping",
+                problem: "must be at least 1 epoch without improvement".to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// eta > 0 and lambda >= 0, both finite.
+fn check_rates(eta: f32, lambda: f32) -> Result<()> {
+    if !(eta > 0.0 && eta.is_finite()) {
+        return Err(Error::BadOption {
+            option: "eta",
+            problem: format!("the learning rate must be a finite number > 0, got {eta}"),
+        });
+    }
+    if !(lambda >= 0.0 && lambda.is_finite()) {
+        return Err(Error::BadOption {
+            option: "lambda",
+            problem: format!(
+                "the regularization parameter must be a finite number >= 0, got {lambda}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// An accuracy: `correct` out of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accuracy {
+    /// Examples classified correctly.
+    pub correct: usize,
+    /// Examples.
+    pub total: usize,
+}
+
+impl Accuracy {
+    /// `correct / total` in `[0, 1]` (0 for no examples).
+    pub fn fraction(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.correct as f64 / self.total as f64
+        }
+    }
+}
+
+impl From<Evaluation> for Accuracy {
+    fn from(e: Evaluation) -> Accuracy {
+        Accuracy {
+            correct: e.correct,
+            total: e.total,
+        }
+    }
+}
+
+/// What one epoch of [`sgd`] did and measured. Series that were not monitored are `None`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochReport {
+    /// The epoch, counted from 1.
+    pub epoch: usize,
+    /// The learning rate used.
+    pub eta: f32,
+    /// Seconds spent training (gathering mini-batches and updating), evaluation excluded.
+    pub seconds: f64,
+    /// network2's `total_cost` on the training data.
+    pub training_cost: Option<f64>,
+    /// Accuracy on the training data.
+    pub training_accuracy: Option<Accuracy>,
+    /// network2's `total_cost` on the evaluation data.
+    pub evaluation_cost: Option<f64>,
+    /// Accuracy on the evaluation data.
+    pub evaluation_accuracy: Option<Accuracy>,
+}
+
+/// What [`sgd`] returns: the per-epoch series, and how training ended.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainingSummary {
+    /// One report per epoch run.
+    pub epochs: Vec<EpochReport>,
+    /// Whether early stopping ended training before the last epoch.
+    pub stopped_early: bool,
+}
+
+impl TrainingSummary {
+    /// The epoch with the highest evaluation accuracy (the first on ties), if it was measured.
+    pub fn best_evaluation(&self) -> Option<(usize, Accuracy)> {
+        let mut best: Option<(usize, Accuracy)> = None;
+        for r in &self.epochs {
+            if let Some(acc) = r.evaluation_accuracy
+                && best.is_none_or(|(_, b)| acc.correct > b.correct)
+            {
+                best = Some((r.epoch, acc));
+            }
+        }
+        best
+    }
+}
+
+/// Receives [`sgd`]'s progress; the library itself never prints. Both methods default to
+/// doing nothing, and `()` is an observer that ignores everything.
+pub trait Observer {
+    /// `done` of `total` training examples of epoch `epoch` have been used. Called about a
+    /// hundred times per epoch, and once at its end.
+    fn progress(&mut self, epoch: usize, done: usize, total: usize) {
+        let _ = (epoch, done, total);
+    }
+
+    /// Epoch `report.epoch` is over and evaluated.
+    fn epoch(&mut self, report: &EpochReport) {
+        let _ = report;
+    }
+}
+
+impl Observer for () {}
+
+/// network2's `SGD`: trains `net` for `config.epochs` epochs of mini-batch SGD on `training`,
+/// evaluating after each epoch on `evaluation` (if given) and `training` as
+/// `config.monitor` asks.
+///
+/// Each epoch shuffles the training examples (a ChaCha8 stream seeded by `config.seed`;
+/// the same seed gives the same order on every machine) unless `config.shuffle` is false,
+/// splits them into consecutive mini-batches of `config.mini_batch_size` (the last one
+/// smaller if the size does not divide), and runs [`Trainer::step`] on each with `n =
+/// training.len()`. The result is bitwise the same for any rayon pool size.
+///
+/// # Errors
+///
+/// Bad hyperparameters ([`SgdConfig::validate`]), empty training data, early stopping
+/// without evaluation data, examples that do not fit the network (input size, labels), an
+/// invalid `SIMDNET_ISA`, or [`Error::Diverged`] when a weight or bias stops being finite
+/// (the network is then left as it was at the end of that epoch, for inspection).
+pub fn sgd(
+    net: &mut Network,
+    training: &dyn Examples,
+    evaluation: Option<&dyn Examples>,
+    config: &SgdConfig,
+    observer: &mut dyn Observer,
+) -> Result<TrainingSummary> {
+    config.validate()?;
+    if training.is_empty() {
+        return Err(Error::BadOption {
+            option: "training data",
+            problem: format!("{} holds no examples", training.source()),
+        });
+    }
+    training.check_input_size(net.inputs())?;
+    training.check_labels(net.outputs())?;
+    if let Some(eval) = evaluation {
+        eval.check_input_size(net.inputs())?;
+        eval.check_labels(net.outputs())?;
+    }
+    if config.early_stopping.is_some() && evaluation.is_none_or(|e| e.is_empty()) {
+        return Err(Error::BadOption {
+            option: "early stopping",
+            problem: "it watches the evaluation accuracy, so it needs evaluation data".to_string(),
+        });
+    }
+
+    let n = training.len();
+    let mb = config.mini_batch_size.min(n);
+    let mut trainer = Trainer::new(net, mb)?;
+    let mut order: Vec<usize> = (0..n).collect();
+    // A stream of its own, so that the shuffle does not depend on how the network was made.
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5348_5546_464c_4553);
+    let batches = n.div_ceil(mb);
+    let report_every = batches.div_ceil(100);
+    let mut summary = TrainingSummary::default();
+    let mut best_correct = 0usize;
+    let mut epochs_without_improvement = 0usize;
+
+    for epoch in 1..=config.epochs {
+        if config.shuffle {
+            order.shuffle(&mut rng);
+        }
+        let started = Instant::now();
+        for (b, batch) in order.chunks(mb).enumerate() {
+            let rows = batch.len();
+            let inputs = trainer.forward.input_mut(rows);
+            let labels = &mut trainer.labels[..rows];
+            if config.shuffle {
+                training.gather(batch, inputs, labels)?;
+            } else {
+                let start = b * mb;
+                training.gather_range(start..start + rows, inputs, labels)?;
+            }
+            if let Some(next) = order.get((b + 1) * mb..((b + 2) * mb).min(n)) {
+                training.prefetch(next);
+            }
+            trainer.step_filled(net, rows, config.eta, config.lambda, n)?;
+            if (b + 1) % report_every == 0 && b + 1 < batches {
+                observer.progress(epoch, (b + 1) * mb, n);
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        observer.progress(epoch, n, n);
+        if let Some(what) = net.first_non_finite() {
+            return Err(Error::Diverged { epoch, what });
+        }
+
+        let mut report = EpochReport {
+            epoch,
+            eta: config.eta,
+            seconds,
+            training_cost: None,
+            training_accuracy: None,
+            evaluation_cost: None,
+            evaluation_accuracy: None,
+        };
+        let m = config.monitor;
+        if m.training_cost || m.training_accuracy {
+            let e = net.evaluate(training, config.lambda)?;
+            report.training_cost = m.training_cost.then_some(e.cost);
+            report.training_accuracy = m.training_accuracy.then_some(e.into());
+        }
+        let mut evaluation_correct = None;
+        if let Some(eval) = evaluation
+            && (m.evaluation_cost || m.evaluation_accuracy || config.early_stopping.is_some())
+        {
+            let e = net.evaluate(eval, config.lambda)?;
+            report.evaluation_cost = m.evaluation_cost.then_some(e.cost);
+            report.evaluation_accuracy = m.evaluation_accuracy.then_some(e.into());
+            evaluation_correct = Some(e.correct);
+        }
+        observer.epoch(&report);
+        summary.epochs.push(report);
+
+        if let (Some(patience), Some(correct)) = (config.early_stopping, evaluation_correct) {
+            // network2: a strictly better accuracy resets the count; anything else adds one.
+            if correct > best_correct {
+                best_correct = correct;
+                epochs_without_improvement = 0;
+            } else {
+                epochs_without_improvement += 1;
+            }
+            if epochs_without_improvement == patience {
+                summary.stopped_early = epoch < config.epochs;
+                break;
+            }
+        }
+    }
+    Ok(summary)
+}
