@@ -1,0 +1,992 @@
+//! `train`: network2.py's `SGD` on MNIST from the command line, at native speed.
+//!
+//! With no flags it is the book's chapter-3 run: a 784-30-10 sigmoid network with the default
+//! weight initializer and the cross-entropy cost, trained for 30 epochs on mini-batches of 10
+//! with eta 0.5 and lambda 5.0, evaluated on the test set after each epoch.
+//!
+//! The library never prints; everything the user sees is written here: a header, one line per
+//! epoch (with a progress bar on stderr while an epoch runs, when stderr is a terminal), a
+//! summary, and errors as `error: <message>` on stderr. See `train --help` for the flags and
+//! the exit status.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, IsTerminal, Write};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
+use simdnet::isa::ISA_ENV_VAR;
+use simdnet::network::{
+    Accuracy, Cost, EpochReport, Init, Monitor, Network, Observer, SgdConfig, TrainingSummary, sgd,
+};
+use simdnet::{Error, Isa};
+
+/// The data directory when neither `--data` nor `$MNIST_DIR` names one.
+const DEFAULT_DATA_DIR: &str = "data/mnist";
+
+/// The environment variable that names the data directory when `--data` is not given.
+const DATA_ENV_VAR: &str = "MNIST_DIR";
+
+/// The header row of the `--metrics` file.
+const METRICS_HEADER: &str =
+    "epoch,eta,training_cost,training_accuracy,evaluation_cost,evaluation_accuracy,seconds";
+
+/// Exit status for usage and configuration errors.
+const EXIT_USAGE: u8 = 2;
+
+/// Exit status for runtime errors.
+const EXIT_RUNTIME: u8 = 1;
+
+const SHORT_AFTER_HELP: &str = "\
+Exit status: 0 success, 1 runtime error (files, divergence), 2 usage or configuration error.
+Errors are printed to stderr as \"error: <message>\". See --help for more.";
+
+const AFTER_HELP: &str = "\
+Data:
+  The data directory holds MNIST's four IDX files, uncompressed: train-images-idx3-ubyte,
+  train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte. As in
+  network2.py's mnist_loader, the last --validation-size images of the training file are the
+  validation set and the rest the training set; the t10k files are the test set.
+
+Reproducibility:
+  --seed seeds both the initial weights and the shuffle. The same seed, flags and data give
+  the same network on any number of --threads (the saved JSON is byte-identical), and the same
+  initial network on every machine and instruction set.
+
+Environment:
+  MNIST_DIR    the data directory when --data is not given
+  SIMDNET_ISA  the instruction set when --isa is not given (scalar, avx2, avx512, neon)
+
+Exit status:
+  0  success
+  1  runtime error: a file cannot be found, read, parsed or written (the data directory and
+     its IDX files, --load, --save, --metrics), or training diverged
+  2  usage or configuration error: a malformed or invalid option, options that contradict
+     each other, or options that do not fit the data (--sizes against the image size or the
+     labels, --validation-size against the training file, --sizes against a --load file), an
+     unknown or unavailable --isa
+  Errors are printed to stderr as \"error: <message>\".
+
+Examples:
+  train                                         the book's chapter-3 run
+  train --sizes 784,100,10 --epochs 60 --save net.json --metrics run.csv
+  train --load net.json --epochs 10 --eta 0.1 --save net.json
+  train --evaluation validation --early-stopping 10 --monitor all";
+
+/// Train a sigmoid network on MNIST with network2.py's mini-batch SGD (L2 regularization,
+/// cross-entropy or quadratic cost), on simdnet's SIMD GEMM.
+///
+/// With no flags this is the book's chapter-3 run: 784-30-10, cross-entropy, 30 epochs,
+/// mini-batches of 10, eta 0.5, lambda 5.0, test accuracy after each epoch.
+#[derive(Parser, Debug)]
+#[command(name = "train", version, after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]
+struct Cli {
+    /// Directory holding the four MNIST IDX files [default: $MNIST_DIR if set, else data/mnist]
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+
+    /// Layer sizes, inputs first, comma separated
+    ///
+    /// The input layer must have as many neurons as the images have pixels, and the output
+    /// layer more neurons than the largest label. With --load, leave it out to use the file's
+    /// sizes (or give the same ones).
+    #[arg(long, value_name = "N,N,...", default_value = "784,30,10", value_parser = parse_sizes)]
+    sizes: Sizes,
+
+    /// Number of passes over the training data
+    #[arg(long, value_name = "N", default_value = "30", value_parser = parse_at_least_one)]
+    epochs: NonZeroUsize,
+
+    /// Training examples per mini-batch
+    ///
+    /// The last mini-batch of an epoch holds the remainder when this does not divide the
+    /// training-set size.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    mini_batch_size: usize,
+
+    /// Learning rate, > 0
+    #[arg(
+        long,
+        value_name = "ETA",
+        default_value = "0.5",
+        allow_negative_numbers = true
+    )]
+    eta: f32,
+
+    /// L2 regularization parameter, >= 0
+    ///
+    /// Each step scales the weights by 1 - eta * lambda / n, n the training-set size.
+    #[arg(
+        long,
+        value_name = "LAMBDA",
+        default_value = "5.0",
+        allow_negative_numbers = true
+    )]
+    lambda: f32,
+
+    /// Cost function
+    ///
+    /// With --load, the cost saved in the file unless this flag is given.
+    #[arg(
+        long,
+        value_name = "COST",
+        default_value = "cross-entropy",
+        value_parser = PossibleValuesParser::new(["cross-entropy", "quadratic"])
+            .try_map(|s: String| s.parse::<Cost>())
+    )]
+    cost: Cost,
+
+    /// Weight initializer of a new network (ignored with --load)
+    ///
+    /// default: weights N(0, 1/n_in), n_in the neuron's number of inputs; large: weights
+    /// N(0, 1), as in the book's chapter 1. Biases are N(0, 1) with either.
+    #[arg(
+        long,
+        value_name = "INIT",
+        default_value = "default",
+        value_parser = PossibleValuesParser::new(["default", "large"])
+            .try_map(|s: String| s.parse::<Init>())
+    )]
+    init: Init,
+
+    /// Seed of the initial weights and of the shuffle
+    ///
+    /// The same seed gives the same run on any number of threads.
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    seed: u64,
+
+    /// Which set to evaluate on after each epoch
+    #[arg(long, value_name = "SET", value_enum, default_value_t = EvaluationSet::Test)]
+    evaluation: EvaluationSet,
+
+    /// Images at the end of the training file held out as the validation set
+    ///
+    /// The rest of the training file is the training set, as in network2.py's mnist_loader.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    validation_size: usize,
+
+    /// Series to compute after each epoch, comma separated: evaluation-cost,
+    /// evaluation-accuracy, training-cost, training-accuracy; or all, or none
+    ///
+    /// Costs are network2's total_cost (including the L2 term), accuracies its accuracy.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "evaluation-accuracy",
+        value_parser = parse_monitor
+    )]
+    monitor: Monitor,
+
+    /// Stop after N epochs in a row without a new best evaluation accuracy [default: off]
+    ///
+    /// network2's early_stopping_n. The evaluation accuracy is computed for it even when not
+    /// monitored.
+    #[arg(long, value_name = "N")]
+    early_stopping: Option<usize>,
+
+    /// Start from a network saved in network2's JSON format [default: a new network]
+    ///
+    /// FILE may come from network2.py's save or from --save. Without --load, a new network
+    /// is made from --sizes, --init and --seed.
+    #[arg(long, value_name = "FILE")]
+    load: Option<PathBuf>,
+
+    /// Save the trained network to FILE in network2's JSON format [default: not saved]
+    ///
+    /// Written atomically after training, also when early stopping ends it; never when
+    /// training diverges (FILE is then left as it was). network2.py can load it.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+
+    /// Visit the training data in file order every epoch instead of shuffling it
+    #[arg(long)]
+    no_shuffle: bool,
+
+    /// Worker threads [default: $RAYON_NUM_THREADS if set, else one per CPU]
+    ///
+    /// The result does not depend on it.
+    #[arg(long, value_name = "N", value_parser = parse_at_least_one)]
+    threads: Option<NonZeroUsize>,
+
+    /// Instruction set of the kernels [default: $SIMDNET_ISA if set, else the best this CPU
+    /// has]
+    ///
+    /// It must be one this CPU supports.
+    #[arg(
+        long,
+        value_name = "ISA",
+        ignore_case = true,
+        value_parser = PossibleValuesParser::new(Isa::ALL.map(Isa::name))
+            .try_map(|s: String| s.parse::<Isa>())
+    )]
+    isa: Option<Isa>,
+
+    /// Write per-epoch metrics to FILE as CSV [default: not written]
+    ///
+    /// Columns: epoch, eta, training_cost, training_accuracy, evaluation_cost,
+    /// evaluation_accuracy, seconds (training time of the epoch, evaluation excluded).
+    /// Accuracies are fractions in [0, 1]; series not monitored are empty cells. The file is
+    /// rewritten atomically after every epoch, so an interrupted run leaves a complete CSV of
+    /// the finished epochs.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
+
+    /// Print only the final summary (no header, no per-epoch lines, no progress bar)
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The set evaluated after each epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EvaluationSet {
+    /// The t10k files.
+    Test,
+    /// The last --validation-size images of the training file.
+    Validation,
+}
+
+impl EvaluationSet {
+    fn name(self) -> &'static str {
+        match self {
+            EvaluationSet::Test => "test",
+            EvaluationSet::Validation => "validation",
+        }
+    }
+}
+
+/// Layer sizes, as parsed from `--sizes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sizes(Vec<usize>);
+
+impl std::fmt::Display for Sizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&join_sizes(&self.0, ","))
+    }
+}
+
+fn join_sizes(sizes: &[usize], separator: &str) -> String {
+    sizes
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// `784,30,10` into layer sizes: at least two, none zero.
+fn parse_sizes(text: &str) -> Result<Sizes, String> {
+    let sizes = text
+        .split(',')
+        .map(|part| {
+            let part = part.trim();
+            match part.parse::<usize>() {
+                Ok(0) => Err("a layer needs at least 1 neuron, got 0".to_string()),
+                Ok(n) => Ok(n),
+                Err(_) if part.is_empty() => {
+                    Err("empty layer size (expected numbers separated by commas)".to_string())
+                }
+                Err(_) => Err(format!("{part:?} is not a layer size (a positive integer)")),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if sizes.len() < 2 {
+        return Err(format!(
+            "a network needs at least 2 layers (inputs and outputs, e.g. 784,30,10), got {}",
+            sizes.len()
+        ));
+    }
+    Ok(Sizes(sizes))
+}
+
+/// A count that must be at least 1.
+fn parse_at_least_one(text: &str) -> Result<NonZeroUsize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_string())
+}
+
+/// `--monitor`'s list into a [`Monitor`].
+fn parse_monitor(text: &str) -> Result<Monitor, String> {
+    let mut monitor = Monitor::default();
+    for item in text.split(',').map(str::trim) {
+        match item {
+            "evaluation-cost" => monitor.evaluation_cost = true,
+            "evaluation-accuracy" => monitor.evaluation_accuracy = true,
+            "training-cost" => monitor.training_cost = true,
+            "training-accuracy" => monitor.training_accuracy = true,
+            "all" => monitor = Monitor::all(),
+            "none" | "" => {}
+            other => {
+                return Err(format!(
+                    "{other:?} is not a series: expected evaluation-cost, evaluation-accuracy, \
+                     training-cost, training-accuracy, all or none"
+                ));
+            }
+        }
+    }
+    Ok(monitor)
+}
+
+/// Which flags the user gave on the command line (rather than left at their defaults).
+#[derive(Clone, Copy, Debug)]
+struct Given {
+    sizes: bool,
+    cost: bool,
+    init: bool,
+}
+
+impl Given {
+    fn from_matches(matches: &ArgMatches) -> Given {
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        Given {
+            sizes: given("sizes"),
+            cost: given("cost"),
+            init: given("init"),
+        }
+    }
+}
+
+/// Why the run failed, with the exit status it gets.
+#[derive(Debug)]
+enum Failure {
+    /// A usage or configuration error (exit status 2).
+    Usage(String),
+    /// A runtime error: files, training (exit status 1).
+    Runtime(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => EXIT_USAGE,
+            Failure::Runtime(_) => EXIT_RUNTIME,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Failure::Usage(m) | Failure::Runtime(m) => m,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    /// Options, and options that do not fit the data, are usage errors; files and training
+    /// are runtime errors.
+    fn from(err: Error) -> Failure {
+        let message = err.to_string();
+        match err {
+            Error::BadOption { .. }
+            | Error::UnknownIsa { .. }
+            | Error::IsaUnavailable { .. }
+            | Error::LabelOutOfRange { .. }
+            | Error::InputSizeMismatch { .. } => Failure::Usage(message),
+            _ => Failure::Runtime(message),
+        }
+    }
+}
+
+/// Writes a line to stdout; a closed stdout (e.g. `train | head`) is not worth a panic, and
+/// training goes on.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stderr, ignoring failures.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(io::stderr().lock(), $($arg)*);
+    }};
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        Ok((
+            Cli::from_arg_matches(&matches)?,
+            Given::from_matches(&matches),
+        ))
+    });
+    let (cli, given) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            // Help and version go to stdout with status 0; errors to stderr with status 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(EXIT_USAGE));
+        }
+    };
+
+    // The kernels read the instruction set from SIMDNET_ISA once, on first use, so --isa is
+    // applied by setting that variable before anything can read it.
+    if let Some(isa) = cli.isa {
+        if let Err(err) = isa.require() {
+            return fail(&Failure::from(err));
+        }
+        // SAFETY: this runs at the start of `main`, before the thread pool or any other
+        // thread exists (clap spawns none) and before any code that reads the environment, so
+        // no other thread can be reading or writing the environment concurrently.
+        unsafe { std::env::set_var(ISA_ENV_VAR, isa.name()) };
+    }
+    if let Err(err) = simdnet::try_selected_isa() {
+        return fail(&Failure::Usage(format!("{ISA_ENV_VAR}: {err}")));
+    }
+
+    let outcome = match cli.threads {
+        Some(n) => match rayon::ThreadPoolBuilder::new().num_threads(n.get()).build() {
+            Ok(pool) => pool.install(|| run(&cli, given, started)),
+            Err(err) => Err(Failure::Runtime(format!("cannot start {n} threads: {err}"))),
+        },
+        None => run(&cli, given, started),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => fail(&failure),
+    }
+}
+
+/// Prints `failure` as `error: <message>` and returns its exit status.
+fn fail(failure: &Failure) -> ExitCode {
+    tell!("error: {}", failure.message());
+    ExitCode::from(failure.code())
+}
+
+/// The data directory: `--data`, else `$MNIST_DIR`, else `data/mnist`.
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data
+        .clone()
+        .or_else(|| {
+            std::env::var_os(DATA_ENV_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// Everything after argument parsing, inside the thread pool.
+fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
+    let isa = simdnet::try_selected_isa()?;
+    let threads = rayon::current_num_threads();
+
+    let config = SgdConfig {
+        epochs: cli.epochs.get(),
+        mini_batch_size: cli.mini_batch_size,
+        eta: cli.eta,
+        lambda: cli.lambda,
+        shuffle: !cli.no_shuffle,
+        seed: cli.seed,
+        early_stopping: cli.early_stopping,
+        monitor: cli.monitor,
+    };
+    config.validate()?;
+    if let (Some(save), Some(metrics)) = (&cli.save, &cli.metrics)
+        && save == metrics
+    {
+        return Err(Failure::Usage(format!(
+            "--save and --metrics both name {}: give them different files",
+            save.display()
+        )));
+    }
+
+    // The data.
+    let dir = data_dir(cli);
+    let mnist = Mnist::open(
+        &dir,
+        &MnistOptions {
+            validation_size: cli.validation_size,
+            load: LoadMode::Mmap,
+        },
+    )?;
+    let training = mnist.training();
+    if training.is_empty() {
+        let file = training.images_path().display();
+        let total = mnist.validation().len();
+        return Err(Failure::Usage(if cli.validation_size > 0 {
+            format!(
+                "invalid validation size: {} is all of the {total} images in {file}, which \
+                 leaves no training data (use a smaller --validation-size)",
+                cli.validation_size
+            )
+        } else {
+            format!("invalid training data: {file} holds no images")
+        }));
+    }
+    let evaluation = match cli.evaluation {
+        EvaluationSet::Test => mnist.test(),
+        EvaluationSet::Validation => mnist.validation(),
+    };
+    let m = cli.monitor;
+    let evaluation_wanted =
+        m.evaluation_cost || m.evaluation_accuracy || cli.early_stopping.is_some();
+    if evaluation_wanted && evaluation.is_empty() {
+        let why = if cli.early_stopping.is_some() {
+            "--early-stopping watches the evaluation accuracy"
+        } else {
+            "--monitor asks for evaluation series"
+        };
+        let hint = match cli.evaluation {
+            EvaluationSet::Validation => " (give --validation-size > 0)",
+            EvaluationSet::Test => "",
+        };
+        return Err(Failure::Usage(format!(
+            "{why}, but the {} set is empty{hint}",
+            cli.evaluation.name()
+        )));
+    }
+
+    // The network.
+    let (mut net, origin) = match &cli.load {
+        Some(path) => {
+            let mut net = Network::load(path)?;
+            if given.sizes && net.sizes() != cli.sizes.0.as_slice() {
+                return Err(Failure::Usage(format!(
+                    "--sizes {} disagrees with the network in {}, whose sizes are {} (leave \
+                     --sizes out to use the file's)",
+                    cli.sizes,
+                    path.display(),
+                    join_sizes(net.sizes(), ",")
+                )));
+            }
+            if given.cost {
+                net.set_cost(cli.cost);
+            }
+            if given.init && !cli.quiet {
+                tell!(
+                    "note: --init is ignored with --load (the network's weights come from {})",
+                    path.display()
+                );
+            }
+            (net, format!("loaded from {}", path.display()))
+        }
+        None => {
+            let init = match cli.init {
+                Init::Default => "default",
+                Init::Large => "large",
+            };
+            let net = Network::new(&cli.sizes.0, cli.cost, cli.init, cli.seed)?;
+            (
+                net,
+                format!("new, {init} initialization, seed {}", cli.seed),
+            )
+        }
+    };
+
+    // The data must fit the network: the library's sgd checks this too, but only once the
+    // outputs below are prepared.
+    check_fits(&net, training)?;
+    if !evaluation.is_empty() {
+        check_fits(&net, evaluation)?;
+    }
+
+    // The outputs, before any training time is spent.
+    if let Some(path) = &cli.save {
+        check_writable(path, "save the network to")?;
+    }
+    let metrics = match &cli.metrics {
+        Some(path) => Some(MetricsFile::create(path)?),
+        None => None,
+    };
+
+    if !cli.quiet {
+        print_header(&Header {
+            cli,
+            isa,
+            threads,
+            dir: &dir,
+            mnist: &mnist,
+            net: &net,
+            origin: &origin,
+            config: &config,
+        });
+    }
+
+    let mut reporter = Reporter {
+        epochs: config.epochs,
+        per_epoch: training.len(),
+        show_bar: !cli.quiet && io::stderr().is_terminal(),
+        quiet: cli.quiet,
+        bar: None,
+        metrics,
+        metrics_error: None,
+    };
+    if reporter.show_bar {
+        reporter.bar = Some((1, reporter.new_bar(1, training.len())));
+    }
+    let outcome = sgd(
+        &mut net,
+        training,
+        (!evaluation.is_empty()).then_some(evaluation as _),
+        &config,
+        &mut reporter,
+    );
+    reporter.clear_bar();
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(err @ Error::Diverged { .. }) => {
+            let kept = match &cli.save {
+                Some(path) => format!(
+                    "; the network was not saved ({} is unchanged)",
+                    path.display()
+                ),
+                None => String::new(),
+            };
+            return Err(Failure::Runtime(format!("{err}{kept}")));
+        }
+        Err(err) => return Err(err.into()),
+    };
+
+    if let Some(path) = &cli.save {
+        net.save(path)?;
+    }
+    print_summary(cli, &summary, &config, &reporter, started);
+    match reporter.metrics_error {
+        Some(problem) => Err(Failure::Runtime(problem)),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `data`'s images have as many pixels as `net` has inputs, and that its labels
+/// name output neurons.
+fn check_fits(net: &Network, data: &Dataset) -> Result<(), Failure> {
+    data.check_input_size(net.inputs())?;
+    data.check_labels(net.outputs())?;
+    Ok(())
+}
+
+/// Everything the header describes.
+struct Header<'a> {
+    cli: &'a Cli,
+    isa: Isa,
+    threads: usize,
+    dir: &'a Path,
+    mnist: &'a Mnist,
+    net: &'a Network,
+    origin: &'a str,
+    config: &'a SgdConfig,
+}
+
+fn print_header(h: &Header<'_>) {
+    let (mnist, config) = (h.mnist, h.config);
+    let training = mnist.training();
+    say!(
+        "simdnet train: network2.py's SGD (simdnet {})",
+        env!("CARGO_PKG_VERSION")
+    );
+    say!(
+        "ISA:         {} ({} thread{})",
+        h.isa,
+        h.threads,
+        if h.threads == 1 { "" } else { "s" }
+    );
+    say!("Data:        {}", h.dir.display());
+    say!(
+        "Sets:        {} training, {} validation, {} test images of {}x{}; evaluating on {}",
+        training.len(),
+        mnist.validation().len(),
+        mnist.test().len(),
+        training.rows(),
+        training.cols(),
+        h.cli.evaluation.name()
+    );
+    say!(
+        "Network:     {} ({})",
+        join_sizes(h.net.sizes(), "-"),
+        h.origin
+    );
+    say!("Cost:        {}", h.net.cost());
+    let shuffle = if config.shuffle {
+        format!("shuffled (seed {})", config.seed)
+    } else {
+        "not shuffled".to_string()
+    };
+    let stopping = match config.early_stopping {
+        Some(n) => format!("after {n} epoch{} without improvement", plural(n)),
+        None => "off".to_string(),
+    };
+    say!(
+        "Training:    {} epoch{}, mini-batches of {}, eta {:?}, lambda {:?}, {shuffle}",
+        config.epochs,
+        plural(config.epochs),
+        config.mini_batch_size,
+        config.eta,
+        config.lambda
+    );
+    say!("Early stop:  {stopping}");
+    say!("Monitoring:  {}", monitor_names(&config.monitor));
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn monitor_names(m: &Monitor) -> String {
+    let names: Vec<&str> = [
+        (m.evaluation_accuracy, "evaluation accuracy"),
+        (m.evaluation_cost, "evaluation cost"),
+        (m.training_accuracy, "training accuracy"),
+        (m.training_cost, "training cost"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn accuracy_text(a: Accuracy) -> String {
+    format!("{}/{} ({:.2}%)", a.correct, a.total, 100.0 * a.fraction())
+}
+
+/// The line printed after each epoch: only the monitored series.
+fn epoch_line(r: &EpochReport, epochs: usize) -> String {
+    let mut line = format!("Epoch {}/{epochs}: {:.2} s training", r.epoch, r.seconds);
+    if let Some(a) = r.evaluation_accuracy {
+        let _ = write!(line, "; evaluation accuracy {}", accuracy_text(a));
+    }
+    if let Some(c) = r.evaluation_cost {
+        let _ = write!(line, "; evaluation cost {c:.4}");
+    }
+    if let Some(a) = r.training_accuracy {
+        let _ = write!(line, "; training accuracy {}", accuracy_text(a));
+    }
+    if let Some(c) = r.training_cost {
+        let _ = write!(line, "; training cost {c:.4}");
+    }
+    line
+}
+
+fn print_summary(
+    cli: &Cli,
+    summary: &TrainingSummary,
+    config: &SgdConfig,
+    reporter: &Reporter,
+    started: Instant,
+) {
+    match summary.best_evaluation() {
+        Some((epoch, acc)) => say!(
+            "Best evaluation accuracy: {} in epoch {epoch}",
+            accuracy_text(acc)
+        ),
+        None => {
+            say!("Best evaluation accuracy: not measured (add evaluation-accuracy to --monitor)")
+        }
+    }
+    let run = summary.epochs.len();
+    if summary.stopped_early {
+        say!(
+            "Early stopping ended training after epoch {run} of {} ({} epoch{} without a new best)",
+            config.epochs,
+            config.early_stopping.unwrap_or(0),
+            plural(config.early_stopping.unwrap_or(0))
+        );
+    } else if run == 1 {
+        say!("Trained 1 epoch");
+    } else {
+        say!("Trained all {run} epochs");
+    }
+    let training: f64 = summary.epochs.iter().map(|r| r.seconds).sum();
+    say!(
+        "Time: {training:.2} s training (evaluation excluded), {:.2} s wall (whole run)",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &cli.save {
+        say!("Saved the network to {}", path.display());
+    }
+    if let Some(metrics) = &reporter.metrics
+        && reporter.metrics_error.is_none()
+    {
+        say!("Saved the metrics to {}", metrics.path.display());
+    }
+}
+
+/// The `--metrics` CSV, kept in memory and rewritten whole after every epoch.
+struct MetricsFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl MetricsFile {
+    /// Writes the header, which also checks that the file can be written.
+    fn create(path: &Path) -> Result<MetricsFile, Failure> {
+        let file = MetricsFile {
+            path: path.to_path_buf(),
+            text: format!("{METRICS_HEADER}\n"),
+        };
+        file.write().map_err(Failure::Runtime)?;
+        Ok(file)
+    }
+
+    fn push(&mut self, r: &EpochReport) {
+        // Debug formatting: the shortest text that reads back as the same number, with an
+        // exponent for very large or small magnitudes.
+        fn cell(v: Option<f64>) -> String {
+            v.map(|v| format!("{v:?}")).unwrap_or_default()
+        }
+        let _ = writeln!(
+            self.text,
+            "{},{:?},{},{},{},{},{:?}",
+            r.epoch,
+            r.eta,
+            cell(r.training_cost),
+            cell(r.training_accuracy.map(|a| a.fraction())),
+            cell(r.evaluation_cost),
+            cell(r.evaluation_accuracy.map(|a| a.fraction())),
+            r.seconds
+        );
+    }
+
+    fn write(&self) -> Result<(), String> {
+        write_atomically(&self.path, self.text.as_bytes())
+            .map_err(|e| write_problem(&self.path, "write the metrics to", &e))
+    }
+}
+
+/// The sibling of `path` that [`write_atomically`] writes first.
+fn temp_sibling(path: &Path) -> io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
+    })?;
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    Ok(path.with_file_name(tmp))
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, flushes it, and renames it over `path`,
+/// so that `path` always holds a whole file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_sibling(path)?;
+    let written = File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    let renamed = written.and_then(|()| fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+/// "cannot <what> <path>: <why>", with a clearer why when the directory is missing.
+fn write_problem(path: &Path, what: &str, err: &io::Error) -> String {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let why = if path.is_dir() {
+        "it is a directory".to_string()
+    } else if !dir.exists() {
+        format!("the directory {} does not exist", dir.display())
+    } else if !dir.is_dir() {
+        format!("{} is not a directory", dir.display())
+    } else {
+        err.to_string()
+    };
+    format!("cannot {what} {}: {why}", path.display())
+}
+
+/// Checks, before training, that a file can be created next to `path` (as the atomic save
+/// will), without touching `path` itself.
+fn check_writable(path: &Path, what: &str) -> Result<(), Failure> {
+    let probe = if path.is_dir() {
+        Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory",
+        ))
+    } else {
+        temp_sibling(path).and_then(|tmp| {
+            File::create(&tmp)?;
+            fs::remove_file(&tmp)
+        })
+    };
+    probe.map_err(|e| Failure::Runtime(write_problem(path, what, &e)))
+}
+
+/// The [`Observer`]: progress bar, epoch lines, metrics file.
+struct Reporter {
+    epochs: usize,
+    /// Training examples per epoch.
+    per_epoch: usize,
+    show_bar: bool,
+    quiet: bool,
+    /// The current epoch's bar and its epoch.
+    bar: Option<(usize, ProgressBar)>,
+    metrics: Option<MetricsFile>,
+    /// The last failure to write the metrics (cleared by a later success, since each write
+    /// rewrites the whole file).
+    metrics_error: Option<String>,
+}
+
+impl Reporter {
+    fn new_bar(&self, epoch: usize, total: usize) -> ProgressBar {
+        let style = ProgressStyle::with_template(
+            "{prefix} [{wide_bar}] {human_pos}/{human_len} images ({per_sec:0}), ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = ProgressBar::new(total as u64).with_style(style);
+        bar.set_prefix(format!("Epoch {epoch}/{}", self.epochs));
+        bar
+    }
+
+    fn clear_bar(&mut self) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Reporter {
+    fn progress(&mut self, epoch: usize, done: usize, total: usize) {
+        if !self.show_bar {
+            return;
+        }
+        if self.bar.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            self.clear_bar();
+            self.bar = Some((epoch, self.new_bar(epoch, total)));
+        }
+        if let Some((_, bar)) = &self.bar {
+            bar.set_position(done as u64);
+            if done >= total {
+                bar.set_message("(evaluating)");
+            }
+        }
+    }
+
+    fn epoch(&mut self, report: &EpochReport) {
+        self.clear_bar();
+        if !self.quiet {
+            say!("{}", epoch_line(report, self.epochs));
+        }
+        if let Some(metrics) = &mut self.metrics {
+            metrics.push(report);
+            match metrics.write() {
+                Ok(()) => self.metrics_error = None,
+                Err(problem) => {
+                    tell!("warning: {problem} (will retry after the next epoch)");
+                    self.metrics_error = Some(problem);
+                }
+            }
+        }
+        // Start the next epoch's bar now, so that its rate and ETA count from the epoch's
+        // start rather than from its first progress report.
+        if self.show_bar && report.epoch < self.epochs {
+            let next = report.epoch + 1;
+            self.bar = Some((next, self.new_bar(next, self.per_epoch)));
+        }
+    }
+}
