@@ -56,6 +56,7 @@ impl Images {
 }
 
 fn step(c: &mut Criterion, images: &Images) {
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let mut group = c.benchmark_group("step");
     group.measurement_time(Duration::from_secs(3));
     for sizes in SHAPES {
@@ -68,10 +69,14 @@ fn step(c: &mut Criterion, images: &Images) {
             let name = format!("{sizes:?}/mb{mb}").replace(' ', "");
             group.throughput(Throughput::Elements(mb as u64));
             group.bench_function(BenchmarkId::from_parameter(name), |bench| {
-                bench.iter(|| {
-                    trainer
-                        .step(&mut net, black_box(&x), &y, 0.5, 5.0, 50_000)
-                        .unwrap()
+                // On a pool thread, as in the trainer, so that a split product does not
+                // have to wake the pool from outside.
+                pool.install(|| {
+                    bench.iter(|| {
+                        trainer
+                            .step(&mut net, black_box(&x), &y, 0.5, 5.0, 50_000)
+                            .unwrap()
+                    })
                 })
             });
         }
@@ -80,6 +85,7 @@ fn step(c: &mut Criterion, images: &Images) {
 }
 
 fn epoch(c: &mut Criterion, images: &Images) {
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
@@ -95,10 +101,12 @@ fn epoch(c: &mut Criterion, images: &Images) {
         let name = format!("{sizes:?}/mb{mb}").replace(' ', "");
         group.bench_function(BenchmarkId::from_parameter(name), |bench| {
             images.with(|data| {
-                bench.iter(|| {
-                    let mut net = start.clone();
-                    sgd(&mut net, data, None, &config, &mut ()).unwrap();
-                    net
+                pool.install(|| {
+                    bench.iter(|| {
+                        let mut net = start.clone();
+                        sgd(&mut net, data, None, &config, &mut ()).unwrap();
+                        net
+                    })
                 })
             })
         });

@@ -140,6 +140,28 @@ pub fn try_selected_isa() -> Result<Isa> {
         .clone()
 }
 
+/// Makes `isa` the process-wide selection (what `SIMDNET_ISA` would do), for programs that
+/// take the instruction set as an option: call it before anything uses the default ISA. It
+/// takes precedence over `SIMDNET_ISA`, which is then not read.
+///
+/// # Errors
+///
+/// [`Error::IsaUnavailable`] if this CPU lacks `isa`; [`Error::BadOption`] if a different
+/// instruction set was already selected (the choice is made once per process); the error of
+/// a bad `SIMDNET_ISA` if that was already resolved.
+pub fn select_isa(isa: Isa) -> Result<Isa> {
+    let isa = isa.require()?;
+    let chosen = SELECTED.get_or_init(|| Ok(isa)).clone()?;
+    if chosen == isa {
+        Ok(isa)
+    } else {
+        Err(Error::BadOption {
+            option: "instruction set",
+            problem: format!("{isa} was requested after {chosen} had already been selected"),
+        })
+    }
+}
+
 /// The instruction set in use by default; see [`try_selected_isa`].
 ///
 /// # Panics

@@ -52,7 +52,7 @@ mod simd;
 
 pub use error::{Error, Result};
 pub use gemm::{Gemm, Parallelism, gemm, sgemm};
-pub use isa::{Isa, selected_isa, try_selected_isa};
+pub use isa::{Isa, select_isa, selected_isa, try_selected_isa};
 pub use matrix::{MatMut, MatRef, Matrix};
 
 /// The README's Rust examples, compiled and run as doctests so that they stay true.

@@ -428,16 +428,11 @@ fn main() -> ExitCode {
         }
     };
 
-    // The kernels read the instruction set from SIMDNET_ISA once, on first use, so --isa is
-    // applied by setting that variable before anything can read it.
-    if let Some(isa) = cli.isa {
-        if let Err(err) = isa.require() {
-            return fail(&Failure::from(err));
-        }
-        // SAFETY: this runs at the start of `main`, before the thread pool or any other
-        // thread exists (clap spawns none) and before any code that reads the environment, so
-        // no other thread can be reading or writing the environment concurrently.
-        unsafe { std::env::set_var(ISA_ENV_VAR, isa.name()) };
+    // --isa fixes the process-wide selection before anything reads SIMDNET_ISA.
+    if let Some(isa) = cli.isa
+        && let Err(err) = simdnet::select_isa(isa)
+    {
+        return fail(&Failure::from(err));
     }
     if let Err(err) = simdnet::try_selected_isa() {
         return fail(&Failure::Usage(format!("{ISA_ENV_VAR}: {err}")));

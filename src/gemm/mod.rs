@@ -66,6 +66,7 @@ pub const PARALLEL_MIN_FLOPS: usize = 32_000_000;
 pub struct Gemm {
     isa: Isa,
     parallelism: Parallelism,
+    min_parallel_flops: usize,
 }
 
 impl Default for Gemm {
@@ -84,6 +85,7 @@ impl Gemm {
         Gemm {
             isa: selected_isa(),
             parallelism: Parallelism::Rayon,
+            min_parallel_flops: PARALLEL_MIN_FLOPS,
         }
     }
 
@@ -92,6 +94,7 @@ impl Gemm {
         Ok(Gemm {
             isa: try_selected_isa()?,
             parallelism: Parallelism::Rayon,
+            min_parallel_flops: PARALLEL_MIN_FLOPS,
         })
     }
 
@@ -107,6 +110,17 @@ impl Gemm {
     pub fn with_parallelism(self, parallelism: Parallelism) -> Gemm {
         Gemm {
             parallelism,
+            ..self
+        }
+    }
+
+    /// Splits products across threads (with [`Parallelism::Rayon`]) from `flops` floating-point
+    /// operations (`2 m n k`) up, instead of [`PARALLEL_MIN_FLOPS`]. For callers that run many
+    /// small products back to back on a pool whose threads stay busy (the trainer), where a
+    /// split pays off earlier than for an isolated call that has to wake the pool.
+    pub fn with_min_parallel_flops(self, flops: usize) -> Gemm {
+        Gemm {
+            min_parallel_flops: flops,
             ..self
         }
     }
@@ -217,6 +231,15 @@ impl Gemm {
         unsafe { self.dispatch(problem) }
     }
 
+    /// How many threads a product may use, and from how many flops it is split.
+    fn threads(&self) -> (usize, usize) {
+        let threads = match self.parallelism {
+            Parallelism::Sequential => 1,
+            Parallelism::Rayon => rayon::current_num_threads(),
+        };
+        (threads, self.min_parallel_flops)
+    }
+
     /// # Safety
     ///
     /// The problem's operands are valid as [`sgemm`] requires, and `self.isa` is available.
@@ -225,13 +248,13 @@ impl Gemm {
         // checked by `Isa::require` (directly or through `selected_isa`) before this Gemm
         // existed; the operands are the caller's contract.
         match self.isa {
-            Isa::Scalar => split::<scalar::ScalarKernel>(&p, self.parallelism, scalar::gemm),
+            Isa::Scalar => split::<scalar::ScalarKernel>(&p, self.threads(), scalar::gemm),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => split::<avx2::Avx2Kernel>(&p, self.parallelism, avx2::gemm),
+            Isa::Avx2 => split::<avx2::Avx2Kernel>(&p, self.threads(), avx2::gemm),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => split::<avx512::Avx512Kernel>(&p, self.parallelism, avx512::gemm),
+            Isa::Avx512 => split::<avx512::Avx512Kernel>(&p, self.threads(), avx512::gemm),
             #[cfg(target_arch = "aarch64")]
-            Isa::Neon => split::<neon::NeonKernel>(&p, self.parallelism, neon::gemm),
+            Isa::Neon => split::<neon::NeonKernel>(&p, self.threads(), neon::gemm),
             #[allow(unreachable_patterns)]
             isa => unreachable!("a Gemm for {isa} cannot be built on this target"),
         }
@@ -241,16 +264,16 @@ impl Gemm {
 /// Runs `entry` on the whole problem, or on pieces of C in parallel when the product is large
 /// enough. Pieces are whole multiples of MR rows or NR columns, so every element of C is
 /// computed by the same tile arithmetic as in a sequential run.
-fn split<K: MicroKernel>(p: &Problem, parallelism: Parallelism, entry: unsafe fn(&Problem, Plan)) {
+fn split<K: MicroKernel>(
+    p: &Problem,
+    (threads, min_flops): (usize, usize),
+    entry: unsafe fn(&Problem, Plan),
+) {
     let plan = Plan::new::<K>(p);
     let flops = 2u128 * p.m as u128 * p.n as u128 * p.k as u128;
-    let threads = match parallelism {
-        Parallelism::Sequential => 1,
-        Parallelism::Rayon => rayon::current_num_threads(),
-    };
     let row_units = p.m.div_ceil(K::MR);
     let col_units = p.n.div_ceil(K::NR);
-    if threads <= 1 || flops < PARALLEL_MIN_FLOPS as u128 || row_units.max(col_units) < 2 {
+    if threads <= 1 || flops < min_flops as u128 || row_units.max(col_units) < 2 {
         // SAFETY: the caller (`Gemm::dispatch`) guarantees the operands and the features.
         unsafe { entry(p, plan) };
         return;
