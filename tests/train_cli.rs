@@ -127,13 +127,28 @@ impl Fixture {
 
     /// Runs `train <args>` exactly.
     fn train_raw(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_train"))
+        train_command()
             .args(args)
             .current_dir(self.root.path())
             .env_remove("MNIST_DIR")
             .env_remove("RAYON_NUM_THREADS")
             .output()
             .expect("run the train binary")
+    }
+}
+
+/// A command running the `train` binary; through `SIMDNET_TEST_RUNNER` when that is set
+/// (CI's cross-compiled aarch64 job sets it to `qemu-aarch64 -L ...`, as cargo's runner).
+fn train_command() -> Command {
+    let exe = env!("CARGO_BIN_EXE_train");
+    match std::env::var("SIMDNET_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        _ => Command::new(exe),
     }
 }
 
@@ -752,7 +767,7 @@ fn explicit_isa_is_used() {
 fn mnist_dir_is_the_default_data_directory() {
     let fx = Fixture::new();
     let data: &Path = &fx.path("mnist");
-    let out = Command::new(env!("CARGO_BIN_EXE_train"))
+    let out = train_command()
         .args([
             "--sizes",
             "16,8,4",
