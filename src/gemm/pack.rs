@@ -70,9 +70,12 @@ pub(crate) unsafe fn pack_a(
                 }
             }
             if live < mr {
+                // A zero the optimizer cannot see, or the stores become a memset call per
+                // step p (784 calls of a few bytes for a 10-row A).
+                let zero = std::hint::black_box(0.0f32);
                 for p in 0..depth {
                     for i in live..mr {
-                        *panel.add(p * mr + i) = 0.0;
+                        *panel.add(p * mr + i) = zero;
                     }
                 }
             }
@@ -113,10 +116,20 @@ pub(crate) unsafe fn pack_b<V: Vector>(
                         // A constant length: inlined as a few vector moves, not a memcpy call.
                         std::ptr::copy_nonoverlapping(row, out, nr);
                     } else {
-                        // A ragged edge of fewer than nr (<= 32) floats: a plain loop, where
-                        // memcpy and memset calls would cost more than the copy.
-                        for j in 0..nr {
-                            *out.add(j) = if j < live { *row.add(j) } else { 0.0 };
+                        // A ragged edge of fewer than nr floats, a vector at a time: whole
+                        // vectors, then one masked load whose zeroed lanes are the padding,
+                        // then zero vectors. (A scalar loop with a select per float compiled
+                        // to a compare chain that took a quarter of a (10,784,30) product.)
+                        for c in (0..nr).step_by(V::LANES) {
+                            let n = live.saturating_sub(c).min(V::LANES);
+                            let v = if n == V::LANES {
+                                V::load(row.add(c))
+                            } else if n > 0 {
+                                V::load_partial(row.add(c), n)
+                            } else {
+                                V::zero()
+                            };
+                            v.store(out.add(c));
                         }
                     }
                 }
@@ -130,37 +143,39 @@ pub(crate) unsafe fn pack_b<V: Vector>(
             if V::HAS_TRANSPOSE_8X8 && rsb == 1 {
                 j_fast = live / 8 * 8;
                 p_fast = depth / 8 * 8;
-                for j in (0..j_fast).step_by(8) {
-                    for p in (0..p_fast).step_by(8) {
-                        V::transpose_8x8(
-                            src.wrapping_offset(j as isize * csb + p as isize),
-                            csb,
-                            panel.add(p * nr + j),
-                            nr,
-                        );
-                    }
-                }
             }
-            // The rows below the last whole 8 x 8 block, for the transposed columns.
-            for j in 0..j_fast {
-                let col = src.wrapping_offset(j as isize * csb);
-                for p in p_fast..depth {
-                    *panel.add(p * nr + j) = *col.wrapping_offset(p as isize * rsb);
-                }
-            }
-            // The remaining columns and the zero padding, one panel row at a time: a single
-            // pass that writes each row's tail whole (padding the tail separately cost one
-            // tiny memset call per row, 784 calls for a 30-column W^T).
+            // Zero the panel from the last whole vector below column j_fast on, a vector at a
+            // time, before anything else is written there: the padding past `live` needs
+            // it, and the columns j_fast..live are overwritten below. (Zeroing only the
+            // padding, a few floats per row, compiled to one memset call per row.)
             if j_fast < nr {
+                let first = j_fast / V::LANES * V::LANES;
+                // Hidden from the optimizer, or it turns these stores back into a memset
+                // call per row.
+                let zero = std::hint::black_box(V::zero());
                 for p in 0..depth {
-                    let out = panel.add(p * nr);
-                    for j in j_fast..nr {
-                        *out.add(j) = if j < live {
-                            *src.wrapping_offset(j as isize * csb + p as isize * rsb)
-                        } else {
-                            0.0
-                        };
+                    for c in (first..nr).step_by(V::LANES) {
+                        zero.store(panel.add(p * nr + c));
                     }
+                }
+            }
+            for j in (0..j_fast).step_by(8) {
+                for p in (0..p_fast).step_by(8) {
+                    V::transpose_8x8(
+                        src.wrapping_offset(j as isize * csb + p as isize),
+                        csb,
+                        panel.add(p * nr + j),
+                        nr,
+                    );
+                }
+            }
+            // Below the last whole 8 x 8 block, and every column past j_fast: element by
+            // element, reading each column forwards.
+            for j in 0..live {
+                let col = src.wrapping_offset(j as isize * csb);
+                let first_p = if j < j_fast { p_fast } else { 0 };
+                for p in first_p..depth {
+                    *panel.add(p * nr + j) = *col.wrapping_offset(p as isize * rsb);
                 }
             }
         }
