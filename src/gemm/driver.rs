@@ -95,6 +95,8 @@ impl Problem {
 pub(crate) struct Plan {
     pub pack_a: bool,
     pub pack_b: bool,
+    /// Dot products instead of the loop nest (see [`super::dot`]); packing is then moot.
+    pub dot: bool,
 }
 
 /// B is read in place when its rows are contiguous and all of it fits comfortably in L2
@@ -118,7 +120,11 @@ impl Plan {
         let cache_friendly =
             !row_bytes.is_multiple_of(256) && p.k.saturating_mul(p.n) <= DIRECT_B_MAX_FLOATS;
         let pack_b = !(p.csb == 1 && (few_row_panels || cache_friendly));
-        Plan { pack_a, pack_b }
+        Plan {
+            pack_a,
+            pack_b,
+            dot: super::dot::suits(p, K::V::LANES),
+        }
     }
 }
 
@@ -164,6 +170,12 @@ pub(crate) unsafe fn run<K: MicroKernel>(p: &Problem, plan: Plan) {
     if p.k == 0 || p.alpha == 0.0 {
         // SAFETY: forwarded from this function's contract.
         unsafe { scale_c(p) };
+        return;
+    }
+    if plan.dot {
+        // SAFETY: the plan chose this path for a problem whose A rows and B columns are
+        // contiguous (`dot::suits`); the operands are this function's contract; k >= 1.
+        unsafe { super::dot::run::<K::V>(p) };
         return;
     }
     // Move the thread's buffers out for the duration of the product (three Vec headers, no

@@ -11,6 +11,7 @@
 //! large enough to gain from threads, so that the result is bitwise the same for any thread
 //! count.
 
+mod dot;
 mod driver;
 mod kernel;
 mod pack;

@@ -24,18 +24,22 @@ const PLANS: [Plan; 4] = [
     Plan {
         pack_a: false,
         pack_b: false,
+        dot: false,
     },
     Plan {
         pack_a: true,
         pack_b: false,
+        dot: false,
     },
     Plan {
         pack_a: false,
         pack_b: true,
+        dot: false,
     },
     Plan {
         pack_a: true,
         pack_b: true,
+        dot: false,
     },
 ];
 
@@ -101,6 +105,114 @@ fn check_exact(isa: Isa, plan: Plan, (m, k, n): (usize, usize, usize), a_col_maj
     }
     assert_eq!(&c[..2], &[guard, guard]);
     assert_eq!(&c[c.len() - 2..], &[guard, guard]);
+}
+
+/// The inner-product path (A rows and B columns contiguous) against an integer reference:
+/// every tile shape, k tails shorter than a vector, beta zero (C full of NaN, never read)
+/// and not, and guard bands around padded A, B and C.
+fn check_dot_exact(isa: Isa, (m, k, n): (usize, usize, usize), beta: f32) {
+    let run = entry(isa).expect("available isa has an entry");
+    let (lda, ldb, ldc) = (k + 1, k + 2, n + 3);
+    let a: Vec<f32> = (0..m * lda).map(|x| int_value(x + 3)).collect();
+    let b: Vec<f32> = (0..n * ldb).map(|x| int_value(x + 11)).collect();
+    let guard = 7777.0;
+    let mut c = vec![guard; 2 + m * ldc + 2];
+    let start = |i: usize, j: usize| {
+        if beta == 0.0 {
+            f32::NAN
+        } else {
+            (i * 3 + j) as f32
+        }
+    };
+    for i in 0..m {
+        for j in 0..n {
+            c[2 + i * ldc + j] = start(i, j);
+        }
+    }
+    let alpha = -3.0;
+    let problem = Problem {
+        m,
+        k,
+        n,
+        alpha,
+        a: a.as_ptr(),
+        rsa: lda as isize,
+        csa: 1,
+        b: b.as_ptr(),
+        rsb: 1,
+        csb: ldb as isize,
+        beta,
+        c: c.as_mut_ptr().wrapping_add(2),
+        rsc: ldc as isize,
+        csc: 1,
+    };
+    let plan = Plan {
+        pack_a: false,
+        pack_b: false,
+        dot: true,
+    };
+    // SAFETY: `isa` is available; A is m x k with row stride lda inside `a`, B is k x n with
+    // column stride ldb inside `b`, C is m x n with row stride ldc from offset 2 of a buffer
+    // of 4 + m*ldc floats; k >= 1.
+    unsafe { run(&problem, plan) };
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f32 = (0..k).map(|p| a[i * lda + p] * b[j * ldb + p]).sum();
+            let prior = if beta == 0.0 { 0.0 } else { beta * start(i, j) };
+            let want = alpha * dot + prior;
+            let got = c[2 + i * ldc + j];
+            assert_eq!(got, want, "{isa} dot {m}x{k}x{n} beta {beta} at ({i},{j})");
+        }
+        for pad in n..ldc {
+            if 2 + i * ldc + pad < c.len() - 2 {
+                assert_eq!(c[2 + i * ldc + pad], guard, "{isa} dot: padding written");
+            }
+        }
+    }
+    assert_eq!(&c[..2], &[guard, guard]);
+    assert_eq!(&c[c.len() - 2..], &[guard, guard]);
+}
+
+#[test]
+fn miri_dot_path_exact() {
+    for isa in Isa::available() {
+        for (m, n) in [(1, 1), (3, 4), (4, 5), (7, 9)] {
+            // k: shorter than any vector, one AVX2 vector, ragged for every width.
+            for k in [1, 8, 17, 33] {
+                check_dot_exact(isa, (m, k, n), 0.0);
+                check_dot_exact(isa, (m, k, n), 0.5);
+            }
+        }
+    }
+}
+
+/// The trainer's forward shape takes the inner-product path on SIMD ISAs.
+#[test]
+fn dot_path_is_planned_for_short_products_with_transposed_b() {
+    let p = |m: usize, k: usize, rsb: isize, csb: isize| Problem {
+        m,
+        k,
+        n: 30,
+        alpha: 1.0,
+        a: std::ptr::null(),
+        rsa: k as isize,
+        csa: 1,
+        b: std::ptr::null(),
+        rsb,
+        csb,
+        beta: 0.0,
+        c: std::ptr::null_mut(),
+        rsc: 30,
+        csc: 1,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(Plan::new::<avx2::Avx2Kernel>(&p(10, 784, 1, 784)).dot);
+        assert!(!Plan::new::<avx2::Avx2Kernel>(&p(10, 784, 30, 1)).dot);
+        assert!(!Plan::new::<avx2::Avx2Kernel>(&p(100, 784, 1, 784)).dot);
+        assert!(!Plan::new::<avx2::Avx2Kernel>(&p(10, 10, 1, 10)).dot);
+    }
+    assert!(!Plan::new::<scalar::ScalarKernel>(&p(10, 784, 1, 784)).dot);
 }
 
 #[test]
