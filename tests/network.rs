@@ -799,3 +799,47 @@ fn data_that_does_not_fit_the_network_is_rejected() {
             .is_err()
     );
 }
+
+/// A file saved here loads the way network2.py's `load` reads it: checked by the float64
+/// reference script (`check-load`), whose feedforward of an all-0.5 input must agree with
+/// ours. Skipped with a notice where there is no `python3`.
+#[test]
+fn a_saved_file_loads_in_the_python_reference() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("net.json");
+    let net = Network::new(&[12, 7, 5], Cost::CrossEntropy, Init::Default, 21).unwrap();
+    net.save(&path).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/network2_f64.py");
+    let out = match std::process::Command::new("python3")
+        .args([script, "check-load"])
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTICE: python3 not runnable ({e}); skipping"
+            );
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check-load failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = stdout
+        .split("output: ")
+        .nth(1)
+        .expect("an output list")
+        .trim();
+    let theirs: Vec<f64> = serde_json::from_str(list).unwrap();
+    let ours = net.feedforward(&[0.5; 12]).unwrap();
+    assert_eq!(theirs.len(), ours.len());
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!((f64::from(*a) - b).abs() < 1e-6, "{ours:?} vs {theirs:?}");
+    }
+}
