@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod data;
 pub mod error;
 pub mod gemm;

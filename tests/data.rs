@@ -8,10 +8,13 @@
 //! / 10,000 split, 784 inputs, known labels, and that validation is the end of the training
 //! file. Without it those tests print a notice and pass.
 
+mod common;
+
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use common::idx;
 use simdnet::Error;
 use simdnet::data::mnist::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simdnet::data::{
@@ -20,16 +23,6 @@ use simdnet::data::{
 };
 
 const MODES: [LoadMode; 2] = [LoadMode::Mmap, LoadMode::Read];
-
-/// The bytes of an IDX file: magic, type code, dimensions, payload.
-fn idx(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = vec![0, 0, code, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(payload);
-    bytes
-}
 
 /// Pixel `j` of synthetic image `i`: every byte value occurs, and images differ.
 fn pixel(i: usize, j: usize) -> u8 {
@@ -779,20 +772,9 @@ fn datasets_are_shareable_across_threads() {
 // ----------------------------------------------------------------------------------------
 // Real MNIST, when MNIST_DIR says where it is.
 
-/// The MNIST directory from `MNIST_DIR`, or `None` after printing a notice.
-fn mnist_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("MNIST_DIR") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            println!("{test}: MNIST_DIR is not set; skipping the real-MNIST checks");
-            None
-        }
-    }
-}
-
 #[test]
 fn real_mnist_split_and_labels() {
-    let Some(dir) = mnist_dir("real_mnist_split_and_labels") else {
+    let Some(dir) = common::mnist_dir("real_mnist_split_and_labels") else {
         return;
     };
     let raw_images = fs::read(dir.join(TRAIN_IMAGES)).unwrap();
@@ -856,7 +838,7 @@ fn real_mnist_split_and_labels() {
 
 #[test]
 fn real_mnist_other_validation_sizes() {
-    let Some(dir) = mnist_dir("real_mnist_other_validation_sizes") else {
+    let Some(dir) = common::mnist_dir("real_mnist_other_validation_sizes") else {
         return;
     };
     let open = |v| {

@@ -7,10 +7,13 @@
 //! divergence, and that every bad input is a clean `error: <message>` with the documented exit
 //! status (1 runtime, 2 usage) and never a panic.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::idx;
 use simdnet::Isa;
 use simdnet::data::mnist::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use simdnet::network::{Cost, Network};
@@ -24,16 +27,6 @@ const SIDE: usize = 4;
 const RUNTIME: i32 = 1;
 /// The exit status of usage and configuration errors.
 const USAGE: i32 = 2;
-
-/// The bytes of an IDX file of unsigned bytes.
-fn idx(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut bytes = magic.to_be_bytes().to_vec();
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(payload);
-    bytes
-}
 
 /// `count` 4x4 images and their labels: the labelled quadrant is bright, the others dim, with
 /// deterministic noise.
@@ -84,17 +77,17 @@ impl Fixture {
         };
         write(
             TRAIN_IMAGES,
-            idx(0x803, &[TRAINING_IMAGES as u32, side, side], &train_pixels),
+            idx(0x08, &[TRAINING_IMAGES as u32, side, side], &train_pixels),
         );
         write(
             TRAIN_LABELS,
-            idx(0x801, &[TRAINING_IMAGES as u32], &train_labels),
+            idx(0x08, &[TRAINING_IMAGES as u32], &train_labels),
         );
         write(
             TEST_IMAGES,
-            idx(0x803, &[TEST_COUNT as u32, side, side], &test_pixels),
+            idx(0x08, &[TEST_COUNT as u32, side, side], &test_pixels),
         );
-        write(TEST_LABELS, idx(0x801, &[TEST_COUNT as u32], &test_labels));
+        write(TEST_LABELS, idx(0x08, &[TEST_COUNT as u32], &test_labels));
         Fixture { root }
     }
 

@@ -9,7 +9,6 @@
 //! summary, and errors as `error: <message>` on stderr. See `train --help` for the flags and
 //! the exit status.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
@@ -23,6 +22,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use simdnet::atomic;
 use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
@@ -845,35 +845,9 @@ impl MetricsFile {
     }
 
     fn write(&self) -> Result<(), String> {
-        write_atomically(&self.path, self.text.as_bytes())
+        atomic::write_file(&self.path, self.text.as_bytes())
             .map_err(|e| write_problem(&self.path, "write the metrics to", &e))
     }
-}
-
-/// The sibling of `path` that [`write_atomically`] writes first.
-fn temp_sibling(path: &Path) -> io::Result<PathBuf> {
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")
-    })?;
-    let mut tmp = OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    Ok(path.with_file_name(tmp))
-}
-
-/// Writes `bytes` to a temporary sibling of `path`, flushes it, and renames it over `path`,
-/// so that `path` always holds a whole file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_sibling(path)?;
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    let renamed = written.and_then(|()| fs::rename(&tmp, path));
-    if renamed.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    renamed
 }
 
 /// "cannot <what> <path>: <why>", with a clearer why when the directory is missing.
@@ -903,7 +877,7 @@ fn check_writable(path: &Path, what: &str) -> Result<(), Failure> {
             "it is a directory",
         ))
     } else {
-        temp_sibling(path).and_then(|tmp| {
+        atomic::temporary_sibling(path).and_then(|tmp| {
             File::create(&tmp)?;
             fs::remove_file(&tmp)
         })

@@ -27,11 +27,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// `correct / total`, a fraction in `[0, 1]` (0 for no examples).
     pub fn accuracy(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.correct as f64 / self.total as f64
-        }
+        super::Accuracy::from(*self).fraction()
     }
 }
 

@@ -36,3 +36,15 @@ pub fn mnist_dir(test: &str) -> Option<std::path::PathBuf> {
         }
     }
 }
+
+/// The bytes of an IDX file: the magic (two zero bytes, the element type `code`, the rank),
+/// the big-endian dimensions, then `payload`. `code` 0x08 is unsigned bytes, as in MNIST.
+#[allow(dead_code)]
+pub fn idx(code: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, code, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(payload);
+    bytes
+}
