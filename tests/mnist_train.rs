@@ -68,7 +68,12 @@ impl Reference {
         Reference {
             sizes: net.sizes().to_vec(),
             w: (0..net.layers())
-                .map(|l| net.weights(l).iter().map(|&v| f64::from(v)).collect())
+                .map(|l| {
+                    net.weights_row_major(l)
+                        .iter()
+                        .map(|&v| f64::from(v))
+                        .collect()
+                })
                 .collect(),
             b: (0..net.layers())
                 .map(|l| net.biases(l).iter().map(|&v| f64::from(v)).collect())
@@ -195,8 +200,8 @@ fn one_unshuffled_epoch_matches_float64_network2() {
 
     let mut worst = (0.0f64, String::new());
     for l in 0..net.layers() {
-        let pairs = net
-            .weights(l)
+        let weights = net.weights_row_major(l);
+        let pairs = weights
             .iter()
             .zip(&reference.w[l])
             .map(|(a, b)| ("w", a, b));

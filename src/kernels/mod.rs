@@ -53,6 +53,7 @@
 mod entry;
 mod generic;
 pub mod reference;
+mod sparse;
 
 #[cfg(test)]
 mod tests;
@@ -61,6 +62,9 @@ use std::marker::PhantomData;
 
 use crate::error::{Error, Result};
 use crate::isa::{Isa, selected_isa, try_selected_isa};
+pub(crate) use sparse::SparseRows;
+use sparse::{SparseTimesDense, SparseUpdate};
+
 use generic::{
     BiasSigmoid, ColumnSums, Cost, CostRule, DeltaRule, Exp, Kernel, Ln, Map, OutputDelta, SgdStep,
     SigmoidPrimeMul,
@@ -376,6 +380,71 @@ impl Kernels {
             });
         }
         self.run(ColumnSums { m, rows, cols, out });
+        Ok(())
+    }
+
+    /// `out = X W^T` for a sparse batch `X` (`rows x k`) and `wt` (`W^T`, row-major `k x n`):
+    /// see [`sparse`](mod@sparse). `out` (row-major `rows x n`) is overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `wt.len() == k * n` and `out.len() == rows * n`.
+    pub(crate) fn sparse_times_dense(
+        &self,
+        x: &SparseRows,
+        wt: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        if x.cols().checked_mul(n) != Some(wt.len()) || x.rows().checked_mul(n) != Some(out.len()) {
+            return Err(Error::ShapeMismatch {
+                op: "Kernels::sparse_times_dense (A = the sparse batch, B = wt, C = out)",
+                a_rows: x.rows(),
+                a_cols: x.cols(),
+                b_rows: wt.len().checked_div(n).unwrap_or(0),
+                b_cols: n,
+                c_rows: out.len().checked_div(n).unwrap_or(0),
+                c_cols: n,
+            });
+        }
+        self.run(SparseTimesDense { x, wt, n, out });
+        Ok(())
+    }
+
+    /// `W^T = beta W^T + alpha X^T D` for a sparse batch `X` (`rows x k`), `d`
+    /// (row-major `rows x n`) and `wt` (`W^T`, row-major `k x n`): see [`sparse`](mod@sparse).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `d.len() == rows * n` and `wt.len() == k * n`.
+    pub(crate) fn sparse_update(
+        &self,
+        x: &SparseRows,
+        d: &[f32],
+        n: usize,
+        alpha: f32,
+        beta: f32,
+        wt: &mut [f32],
+    ) -> Result<()> {
+        if x.rows().checked_mul(n) != Some(d.len()) || x.cols().checked_mul(n) != Some(wt.len()) {
+            return Err(Error::ShapeMismatch {
+                op: "Kernels::sparse_update (A = the sparse batch, transposed, B = d, C = wt)",
+                a_rows: x.cols(),
+                a_cols: x.rows(),
+                b_rows: d.len().checked_div(n).unwrap_or(0),
+                b_cols: n,
+                c_rows: wt.len().checked_div(n).unwrap_or(0),
+                c_cols: n,
+            });
+        }
+        self.run(SparseUpdate {
+            x,
+            d,
+            n,
+            alpha,
+            beta,
+            wt,
+        });
         Ok(())
     }
 }

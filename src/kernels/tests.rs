@@ -289,3 +289,211 @@ fn label_error_names_the_row() {
     assert!(text.contains("label 10 of row 2"), "{text}");
     assert!(text.contains("4 x 5"), "{text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// The sparse first-layer products.
+
+/// A `rows x cols` batch in which about `zero_percent`% of the entries are exactly zero and
+/// the rest are small integers or halves (so every sum below is exact in f32, whatever the
+/// order or fusion of the operations).
+fn sparse_batch(rows: usize, cols: usize, zero_percent: u32, seed: u32) -> Vec<f32> {
+    (0..rows * cols)
+        .map(|i| {
+            let h = (i as u32 ^ seed.rotate_left(7))
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(11);
+            if h % 100 < zero_percent {
+                0.0
+            } else {
+                [-2.0, -1.0, -0.5, 0.5, 1.0, 2.0, 3.0][(h >> 8) as usize % 7]
+            }
+        })
+        .collect()
+}
+
+/// Small integers, exact in every product and sum the tests make.
+fn small_ints(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32 ^ seed).wrapping_mul(2_246_822_519).rotate_left(9);
+            (h % 9) as f32 - 4.0
+        })
+        .collect()
+}
+
+/// `x` (`rows x k`) times `wt` (`k x n`), naively.
+fn naive_times(x: &[f32], rows: usize, k: usize, wt: &[f32], n: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; rows * n];
+    for r in 0..rows {
+        for i in 0..k {
+            for j in 0..n {
+                out[r * n + j] += x[r * k + i] * wt[i * n + j];
+            }
+        }
+    }
+    out
+}
+
+/// `beta wt + alpha x^T d`, naively (`x`: `rows x k`, `d`: `rows x n`, `wt`: `k x n`).
+fn naive_update(
+    x: &[f32],
+    d: &[f32],
+    rows: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+    wt: &[f32],
+) -> Vec<f32> {
+    let mut g = vec![0.0f32; k * n];
+    for r in 0..rows {
+        for i in 0..k {
+            for j in 0..n {
+                g[i * n + j] += x[r * k + i] * d[r * n + j];
+            }
+        }
+    }
+    wt.iter()
+        .zip(&g)
+        .map(|(&w, &g)| beta * w + alpha * g)
+        .collect()
+}
+
+/// Runs both sparse products on every ISA and compares them bit for bit with the naive
+/// loops (the values make every sum exact), and the compressed forms with the batch.
+fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
+    let x = sparse_batch(rows, k, zero_percent, seed);
+    let wt = small_ints(k * n, seed ^ 1);
+    let d = small_ints(rows * n, seed ^ 2);
+    // Every ISA's scan finds the same entries as a plain loop.
+    let mut sparse = SparseRows::new(rows, k, rows * k);
+    for kern in all() {
+        assert!(sparse.fill(&kern, &x, rows));
+        assert_eq!((sparse.rows(), sparse.cols()), (rows, k));
+        for r in 0..rows {
+            let want: Vec<(usize, f32)> = (0..k)
+                .filter(|&i| x[r * k + i] != 0.0)
+                .map(|i| (i, x[r * k + i]))
+                .collect();
+            assert_eq!(
+                sparse.row(r).collect::<Vec<_>>(),
+                want,
+                "{} row {r}",
+                kern.isa()
+            );
+        }
+    }
+    let want_out = naive_times(&x, rows, k, &wt, n);
+    for (alpha, beta) in [(-0.25f32, 0.5f32), (2.0, 1.0)] {
+        let want_wt = naive_update(&x, &d, rows, k, n, alpha, beta, &wt);
+        for kern in all() {
+            let isa = kern.isa();
+            let mut out = vec![f32::NAN; rows * n];
+            kern.sparse_times_dense(&sparse, &wt, n, &mut out).unwrap();
+            assert_eq!(out, want_out, "{isa} forward rows {rows} k {k} n {n}");
+            let mut got = wt.clone();
+            kern.sparse_update(&sparse, &d, n, alpha, beta, &mut got)
+                .unwrap();
+            assert_eq!(
+                got, want_wt,
+                "{isa} update rows {rows} k {k} n {n} beta {beta}"
+            );
+        }
+    }
+}
+
+#[test]
+fn miri_sparse_products_match_naive_every_isa() {
+    // n around every vector width and group split (1..4 vectors of 1, 4, 8, 16 lanes, and
+    // 13 vectors = 4 + 3 + 3 + 3); all-zero and all-nonzero batches; an empty batch.
+    for &(rows, k, n, zeros) in &[
+        (3, 7, 30, 60),
+        (2, 5, 13, 50),
+        (1, 17, 100, 70),
+        (4, 9, 1, 40),
+        (3, 6, 33, 0),
+        (3, 6, 17, 100),
+        (0, 5, 8, 50),
+        (2, 0, 5, 50),
+    ] {
+        check_sparse(rows, k, n, zeros, (rows * 31 + k * 7 + n) as u32);
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn sparse_products_match_naive(
+        rows in 0usize..12, k in 0usize..40, n in 1usize..80, zeros in 0u32..=100, seed in 0u32..1000
+    ) {
+        check_sparse(rows, k, n, zeros, seed);
+    }
+}
+
+#[test]
+fn sparse_fill_refuses_what_does_not_fit() {
+    for scalar in all() {
+        let x = sparse_batch(4, 10, 50, 3);
+        let nonzeros = x.iter().filter(|&&v| v != 0.0).count();
+        // Capacity of entries: one short is refused (and leaves an empty batch), exact fits.
+        let mut s = SparseRows::new(4, 10, nonzeros - 1);
+        assert!(!s.fill(&scalar, &x, 4));
+        assert_eq!((s.rows(), s.nonzeros()), (0, 0));
+        let mut s = SparseRows::new(4, 10, nonzeros);
+        assert!(s.fill(&scalar, &x, 4));
+        assert_eq!(s.nonzeros(), nonzeros);
+        // More rows than made for, or a length that is not whole rows.
+        assert!(!s.fill(&scalar, &sparse_batch(5, 10, 100, 1), 5));
+        assert!(!s.fill(&scalar, &x[..39], 4));
+        // NaN and infinity are entries (they must propagate); -0.0 is not.
+        let mut s = SparseRows::new(1, 4, 4);
+        assert!(s.fill(&scalar, &[f32::NAN, -0.0, f32::INFINITY, 0.0], 1));
+        let row: Vec<(usize, f32)> = s.row(0).collect();
+        assert_eq!(row.len(), 2);
+        assert!(row[0].0 == 0 && row[0].1.is_nan());
+        assert_eq!(row[1], (2, f32::INFINITY));
+    }
+}
+
+#[test]
+fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
+    // Input 1 is zero in every row: its weights stay bit for bit at beta = 1 (even a NaN
+    // payload or a -0.0), and are exactly beta * w otherwise.
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let x = [1.0, 0.0, 2.0, 0.5, 0.0, 0.0];
+    let mut s = SparseRows::new(2, 3, 6);
+    assert!(s.fill(&scalar, &x, 2));
+    let d = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+    for kern in all() {
+        let wt0: Vec<f32> = (0..15)
+            .map(|i| if i == 7 { -0.0 } else { i as f32 * 0.1 })
+            .collect();
+        let mut wt = wt0.clone();
+        kern.sparse_update(&s, &d, 5, -1.0, 1.0, &mut wt).unwrap();
+        assert_eq!(
+            wt[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            wt0[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "{}",
+            kern.isa()
+        );
+        let mut wt = wt0.clone();
+        kern.sparse_update(&s, &d, 5, -1.0, 0.75, &mut wt).unwrap();
+        for j in 5..10 {
+            assert_eq!(wt[j], wt0[j] * 0.75, "{}", kern.isa());
+        }
+        // Shape errors write nothing.
+        let mut wt = wt0.clone();
+        assert!(
+            kern.sparse_update(&s, &d[..9], 5, -1.0, 0.5, &mut wt)
+                .is_err()
+        );
+        assert!(
+            kern.sparse_update(&s, &d, 5, -1.0, 0.5, &mut wt[..14])
+                .is_err()
+        );
+        assert_eq!(wt, wt0);
+        let mut out = vec![0.0; 9];
+        assert!(kern.sparse_times_dense(&s, &wt0, 5, &mut out).is_err());
+    }
+}

@@ -75,10 +75,13 @@ impl Network {
     /// (network2, reading it as a float64, gets a value within half an f32 ulp of it), so a
     /// save/load round trip here is exact.
     pub fn to_network2_json(&self) -> String {
+        // network2's order: W row by row (the storage is W^T).
+        let row_major: Vec<Vec<f32>> = (0..self.layers())
+            .map(|l| self.weights_row_major(l))
+            .collect();
         let out = Network2Out {
             sizes: &self.sizes,
-            weights: self
-                .weights
+            weights: row_major
                 .iter()
                 .zip(self.sizes.windows(2))
                 .map(|(w, pair)| w.chunks_exact(pair[0]).collect())
@@ -217,7 +220,7 @@ fn parse(json: &str) -> std::result::Result<Network, String> {
                 })?,
             );
         }
-        weights.push(flat);
+        weights.push(super::transpose(&flat, n_out, n_in));
         biases.push(column);
     }
     Ok(Network {

@@ -208,12 +208,13 @@ impl Trainer {
             let delta = &current[..rows * n_out];
             let a_in = forward.activation(l, rows);
             if l > 0 {
-                // The error of layer l (below), from the weights before their update.
+                // The error of layer l (below), from the weights before their update:
+                // D W, with W the transpose of the stored W^T.
                 let delta_below = &mut below[..rows * n_in];
                 gemm.run(
                     1.0,
                     MatRef::from_row_major(delta, rows, n_out)?,
-                    MatRef::from_row_major(&net.weights[l], n_out, n_in)?,
+                    MatRef::from_row_major(&net.weights[l], n_in, n_out)?.t(),
                     0.0,
                     MatMut::from_row_major(delta_below, rows, n_in)?,
                 )?;
@@ -221,14 +222,27 @@ impl Trainer {
             }
             let grad_b = &mut grad_b[..n_out];
             kernels.column_sums(delta, rows, n_out, grad_b)?;
-            // W = decay * W - step * D^T A: L2 decay and gradient step in one GEMM.
-            gemm.run(
-                -step,
-                MatRef::from_row_major(delta, rows, n_out)?.t(),
-                MatRef::from_row_major(a_in, rows, n_in)?,
-                decay,
-                MatMut::from_row_major(&mut net.weights[l], n_out, n_in)?,
-            )?;
+            // W^T = decay * W^T - step * A^T D: L2 decay and gradient step in one pass, from
+            // the nonzero inputs when the forward pass found the batch sparse.
+            match forward.sparse_input() {
+                Some(sparse) if l == 0 => {
+                    kernels.sparse_update(
+                        sparse,
+                        delta,
+                        n_out,
+                        -step,
+                        decay,
+                        &mut net.weights[0],
+                    )?;
+                }
+                _ => gemm.run(
+                    -step,
+                    MatRef::from_row_major(a_in, rows, n_in)?.t(),
+                    MatRef::from_row_major(delta, rows, n_out)?,
+                    decay,
+                    MatMut::from_row_major(&mut net.weights[l], n_in, n_out)?,
+                )?,
+            }
             kernels.sgd_update(&mut net.biases[l], grad_b, step)?;
             std::mem::swap(&mut current, &mut below);
         }

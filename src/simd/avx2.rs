@@ -125,6 +125,14 @@ unsafe impl Vector for F32x8 {
         unsafe { _mm256_cmp_ps::<_CMP_EQ_OQ>(self.0, b.0) }
     }
     #[inline(always)]
+    unsafe fn nonzero_lanes(self) -> u32 {
+        // SAFETY: AVX is guaranteed by the caller. NEQ_UQ is true for NaN lanes, and false
+        // for -0.0 (which compares equal to 0.0); movemask gathers the lanes' sign bits.
+        unsafe {
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(self.0, _mm256_setzero_ps())) as u32
+        }
+    }
+    #[inline(always)]
     unsafe fn select(mask: __m256, a: Self, b: Self) -> Self {
         // SAFETY: AVX is guaranteed by the caller. blendv takes its second operand where the
         // mask lane's sign bit is set.

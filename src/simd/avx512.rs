@@ -118,6 +118,16 @@ unsafe impl Vector for F32x16 {
         }
     }
     #[inline(always)]
+    unsafe fn nonzero_lanes(self) -> u32 {
+        // SAFETY: AVX-512F is guaranteed by the caller. An integer test of the bits but the
+        // sign's (zero exactly for +0.0 and -0.0), which Miri also runs.
+        unsafe {
+            let magnitude =
+                _mm512_and_si512(_mm512_castps_si512(self.0), _mm512_set1_epi32(0x7fff_ffff));
+            u32::from(_mm512_test_epi32_mask(magnitude, magnitude))
+        }
+    }
+    #[inline(always)]
     unsafe fn select(mask: __mmask16, a: Self, b: Self) -> Self {
         // SAFETY: AVX-512F is guaranteed by the caller. The blend takes its second operand
         // where the mask bit is set.

@@ -132,6 +132,14 @@ pub(crate) unsafe trait Vector: Copy {
     /// The instruction set's features must be available.
     unsafe fn eq(self, b: Self) -> Self::Mask;
 
+    /// One bit per lane (lane `i` in bit `i`), set where the lane is neither `+0.0` nor
+    /// `-0.0` (NaN and infinities count as nonzero).
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn nonzero_lanes(self) -> u32;
+
     /// `mask ? a : b`, lane by lane.
     ///
     /// # Safety

@@ -11,6 +11,9 @@ pub(crate) struct F32x4(float32x4_t);
 // SAFETY: every method uses only NEON instructions, which the trait's contract makes the
 // caller guarantee; partial loads and stores go through a stack buffer and copy exactly the
 // lanes the caller vouches for, since NEON has no masked memory operations.
+/// Lane `i`'s bit, for [`Vector::nonzero_lanes`].
+static LANE_BITS: [u32; 4] = [1, 2, 4, 8];
+
 unsafe impl Vector for F32x4 {
     const LANES: usize = 4;
 
@@ -95,6 +98,16 @@ unsafe impl Vector for F32x4 {
     unsafe fn eq(self, b: Self) -> uint32x4_t {
         // SAFETY: NEON is guaranteed by the caller.
         unsafe { vceqq_f32(self.0, b.0) }
+    }
+    #[inline(always)]
+    unsafe fn nonzero_lanes(self) -> u32 {
+        // SAFETY: NEON is guaranteed by the caller; LANE_BITS is 4 readable u32. vtst sets a
+        // lane where the bits but the sign's are not all zero; each set lane keeps its own
+        // bit of LANE_BITS and the horizontal add packs them.
+        unsafe {
+            let set = vtstq_u32(vreinterpretq_u32_f32(self.0), vdupq_n_u32(0x7fff_ffff));
+            vaddvq_u32(vandq_u32(set, vld1q_u32(LANE_BITS.as_ptr())))
+        }
     }
     #[inline(always)]
     unsafe fn select(mask: uint32x4_t, a: Self, b: Self) -> Self {

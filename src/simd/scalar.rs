@@ -73,6 +73,11 @@ unsafe impl Vector for F32x1 {
         self.0 == b.0
     }
     #[inline(always)]
+    unsafe fn nonzero_lanes(self) -> u32 {
+        // The bits but the sign's are zero exactly for +0.0 and -0.0.
+        u32::from(self.0.to_bits() << 1 != 0)
+    }
+    #[inline(always)]
     unsafe fn select(mask: bool, a: Self, b: Self) -> Self {
         if mask { a } else { b }
     }
