@@ -40,6 +40,7 @@
 
 mod eval;
 mod examples;
+mod infer;
 mod json;
 mod rng;
 mod train;
