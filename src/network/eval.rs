@@ -8,9 +8,8 @@ use crate::error::Result;
 use crate::kernels::Kernels;
 
 /// Examples per evaluation task. Fixed (not derived from the thread count) so that the
-/// per-example costs, and so the total, are the same bits whatever the pool's size; 500
-/// inputs of 784 floats (1.5 MiB) plus activations stay within a core's L2-L3 share.
-const EVAL_CHUNK: usize = 500;
+/// per-example costs, and so the total, are the same bits whatever the pool's size.
+const EVAL_CHUNK: usize = super::FORWARD_CHUNK;
 
 /// What [`Network::evaluate`] measures over a set of examples.
 #[derive(Clone, Copy, Debug, PartialEq)]
