@@ -49,3 +49,110 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A file written piece by piece that appears at its path only when [`commit`] is called:
+/// until then the bytes go to a hidden temporary sibling (named like
+/// [`temporary_sibling`]'s, plus a per-process counter so that two writers of the same path
+/// in one process do not collide). Dropping it without committing removes the temporary, so
+/// an interrupted or rejected write (a download cut short, a digest mismatch) leaves nothing
+/// behind that could be mistaken for the finished file.
+///
+/// [`commit`]: AtomicFile::commit
+#[derive(Debug)]
+pub struct AtomicFile {
+    target: PathBuf,
+    tmp: PathBuf,
+    /// `None` once committed (or after a failed commit, which removed the temporary).
+    file: Option<io::BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file for `path` (replacing a stale one of the same name).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] if `path` does not end in a file name, or the error of
+    /// creating the temporary (e.g. [`io::ErrorKind::PermissionDenied`] in a read-only
+    /// directory).
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let mut tmp = temporary_sibling(path)?.into_os_string();
+        tmp.push(format!("-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp)?;
+        Ok(AtomicFile {
+            target: path.to_path_buf(),
+            tmp,
+            file: Some(io::BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// The path the file will have once committed.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// The temporary file the bytes are written to until the commit. After a
+    /// [`flush`](Write::flush), another handle opened on it reads everything written so far.
+    pub fn temporary_path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Flushes and syncs the bytes to disk, renames the temporary over the target, and makes
+    /// the rename durable where the platform allows.
+    ///
+    /// # Errors
+    ///
+    /// The first I/O error; the temporary is then removed and the target is untouched.
+    pub fn commit(mut self) -> io::Result<()> {
+        let Some(writer) = self.file.take() else {
+            return Err(io::Error::other("the file was already committed"));
+        };
+        let synced = writer
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+            .and_then(|file| file.sync_all());
+        if let Err(e) = synced.and_then(|()| fs::rename(&self.tmp, &self.target)) {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(e);
+        }
+        let dir = match self.target.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    fn writer(&mut self) -> io::Result<&mut io::BufWriter<File>> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the file was already committed"))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer()?.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer()?.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer()?.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    /// Removes the temporary unless the file was committed.
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}

@@ -70,15 +70,14 @@ pub enum Error {
         /// The directory that was given.
         dir: PathBuf,
     },
-    /// A data directory lacks one of the files it must hold.
-    #[error("{file} is missing from the data directory {dir}{}", gzip_hint(*.gzipped))]
+    /// A data directory lacks one of the files it must hold (neither it nor its `.gz` archive
+    /// is there).
+    #[error("{file} (or {file}.gz) is missing from the data directory {dir}")]
     MissingData {
         /// The directory.
         dir: PathBuf,
         /// The name of the missing file.
         file: String,
-        /// Whether `file.gz` is there instead (the file was downloaded but not decompressed).
-        gzipped: bool,
     },
     /// A file is not a valid IDX file, or not the kind of IDX file expected.
     #[error("{path}: {problem}")]
@@ -184,6 +183,42 @@ pub enum Error {
         /// What was found to be non-finite.
         what: String,
     },
+    /// An HTTP transfer failed: no connection, a timeout, an HTTP error status, or a
+    /// connection that ended before the whole file arrived.
+    #[error("cannot download {url}: {problem}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A file does not have the SHA-256 digest it must have.
+    #[error(
+        "{file} from {origin} has SHA-256 {actual}, expected {expected}{}",
+        mismatch_hint(*.discarded)
+    )]
+    DigestMismatch {
+        /// The (raw, decompressed) file's name.
+        file: String,
+        /// Where it came from: the URL, or the path of a file already on disk.
+        origin: String,
+        /// The digest it must have (hexadecimal).
+        expected: String,
+        /// The digest it has (hexadecimal).
+        actual: String,
+        /// Whether it was discarded (a download), rather than left in place (a file that was
+        /// already there, which is never overwritten).
+        discarded: bool,
+    },
+    /// No mirror gave a file: every attempt failed.
+    #[error("could not download {file}: {}", attempts_text(.attempts))]
+    DownloadFailed {
+        /// The file (`NAME.gz`).
+        file: String,
+        /// Each attempt's error, in order ([`Error::Http`], [`Error::DigestMismatch`],
+        /// [`Error::Io`]).
+        attempts: Vec<Error>,
+    },
 }
 
 impl Error {
@@ -198,12 +233,26 @@ impl Error {
     }
 }
 
-/// The hint for a file that is there only gzip-compressed.
-fn gzip_hint(gzipped: bool) -> &'static str {
-    if gzipped {
-        " (a .gz file of that name is there: decompress it, e.g. with gunzip)"
+/// What happened to a file whose digest did not match.
+fn mismatch_hint(discarded: bool) -> &'static str {
+    if discarded {
+        "; it was discarded"
     } else {
-        ""
+        "; it was left in place: delete it (or choose another directory) to download it again"
+    }
+}
+
+/// Every failed attempt of a download, numbered.
+fn attempts_text(attempts: &[Error]) -> String {
+    match attempts {
+        [] => "nothing was tried".to_string(),
+        [only] => only.to_string(),
+        _ => attempts
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("({}) {e}", i + 1))
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 

@@ -23,6 +23,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use simdnet::atomic;
+use simdnet::data::download::{DownloadOptions, DownloadProgress, FileReport, Outcome, download};
 use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
@@ -52,8 +53,11 @@ Errors are printed to stderr as \"error: <message>\". See --help for more.";
 
 const AFTER_HELP: &str = "\
 Data:
-  The data directory holds MNIST's four IDX files, uncompressed: train-images-idx3-ubyte,
-  train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte. As in
+  The data directory holds MNIST's four IDX files: train-images-idx3-ubyte,
+  train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, raw or as .gz
+  archives (decompressed once beside them, or into $SIMDNET_CACHE_DIR, else
+  $XDG_CACHE_HOME/simdnet, else ~/.cache/simdnet where the directory is read-only).
+  --download fetches them from public mirrors and checks their SHA-256 digests. As in
   network2.py's mnist_loader, the last --validation-size images of the training file are the
   validation set and the rest the training set; the t10k files are the test set.
 
@@ -63,13 +67,16 @@ Reproducibility:
   initial network on every machine and instruction set.
 
 Environment:
-  MNIST_DIR    the data directory when --data is not given
-  SIMDNET_ISA  the instruction set when --isa is not given (scalar, avx2, avx512, neon)
+  MNIST_DIR          the data directory when --data is not given
+  SIMDNET_ISA        the instruction set when --isa is not given (scalar, avx2, avx512, neon)
+  SIMDNET_CACHE_DIR  where the .gz files of a read-only data directory are decompressed
+  HTTPS_PROXY        the proxy for --download, if one is needed (NO_PROXY is honoured)
 
 Exit status:
   0  success
   1  runtime error: a file cannot be found, read, parsed or written (the data directory and
-     its IDX files, --load, --save, --metrics), or training diverged
+     its IDX files, --load, --save, --metrics), --download failed (no mirror answered, or a
+     file did not match its SHA-256), or training diverged
   2  usage or configuration error: a malformed or invalid option, options that contradict
      each other, or options that do not fit the data (--sizes against the image size or the
      labels, --validation-size against the training file, --sizes against a --load file), an
@@ -77,6 +84,7 @@ Exit status:
   Errors are printed to stderr as \"error: <message>\".
 
 Examples:
+  train --download                              fetch MNIST into data/mnist, then train
   train                                         the book's chapter-3 run
   train --sizes 784,100,10 --epochs 60 --save net.json --metrics run.csv
   train --load net.json --epochs 10 --eta 0.1 --save net.json
@@ -243,6 +251,23 @@ struct Cli {
     /// Print only the final summary (no header, no per-epoch lines, no progress bar)
     #[arg(long, short)]
     quiet: bool,
+
+    /// Download MNIST into the data directory first, where it is not there yet
+    ///
+    /// Fetches the four .gz files (about 11 MB) over HTTPS from public mirrors, tried in
+    /// order (or from --mirror), checks each file's SHA-256, and decompresses it beside its
+    /// archive. Files already there are only checked. Every file is written atomically: an
+    /// interrupted or rejected download leaves nothing behind.
+    #[arg(long)]
+    download: bool,
+
+    /// With --download, fetch from URL instead of the built-in mirrors; repeat to try several
+    /// in order
+    ///
+    /// URL/NAME.gz is fetched for each file, e.g. --mirror
+    /// https://ossci-datasets.s3.amazonaws.com/mnist/
+    #[arg(long, value_name = "URL", requires = "download")]
+    mirror: Vec<String>,
 }
 
 /// The set evaluated after each epoch.
@@ -496,13 +521,17 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
 
     // The data.
     let dir = data_dir(cli);
+    if cli.download {
+        fetch_mnist(cli, &dir)?;
+    }
     let mnist = Mnist::open(
         &dir,
         &MnistOptions {
             validation_size: cli.validation_size,
             load: LoadMode::Mmap,
         },
-    )?;
+    )
+    .map_err(|err| missing_data(err, cli))?;
     let training = mnist.training();
     if training.is_empty() {
         let file = training.images_path().display();
@@ -648,6 +677,122 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
     match reporter.metrics_error {
         Some(problem) => Err(Failure::Runtime(problem)),
         None => Ok(()),
+    }
+}
+
+/// `train --download`: fetches what is missing of MNIST into `dir`, with a progress bar.
+fn fetch_mnist(cli: &Cli, dir: &Path) -> Result<(), Failure> {
+    let options = if cli.mirror.is_empty() {
+        DownloadOptions::default()
+    } else {
+        DownloadOptions::with_mirrors(cli.mirror.iter().cloned())
+    };
+    let mut bar = DownloadBar {
+        show_bar: !cli.quiet && io::stderr().is_terminal(),
+        quiet: cli.quiet,
+        bar: None,
+    };
+    let outcome = download(dir, &options, &mut bar);
+    bar.clear();
+    let report = outcome?;
+    let bytes = report.downloaded_bytes();
+    if !cli.quiet && bytes > 0 {
+        say!(
+            "Downloaded:  {:.1} MB into {}, SHA-256 verified",
+            bytes as f64 / 1e6,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A missing data directory or file, with the command that downloads it (unless this run
+/// already tried).
+fn missing_data(err: Error, cli: &Cli) -> Failure {
+    match &err {
+        Error::MissingDirectory { .. } | Error::MissingData { .. } if !cli.download => {
+            let data = match &cli.data {
+                Some(dir) => format!(" --data {}", dir.display()),
+                None => String::new(),
+            };
+            Failure::Runtime(format!(
+                "{err}; to download MNIST there, run `train --download{data}` (from the source \
+                 tree: `cargo run --release --bin train -- --download{data}`)"
+            ))
+        }
+        _ => err.into(),
+    }
+}
+
+/// The [`DownloadProgress`] of `--download`: a byte progress bar on a terminal, else a line
+/// per file.
+struct DownloadBar {
+    show_bar: bool,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl DownloadBar {
+    fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl DownloadProgress for DownloadBar {
+    fn fetching(&mut self, name: &str, url: &str, total: Option<u64>) {
+        self.clear();
+        if self.show_bar {
+            let template = if total.is_some() {
+                "{prefix} [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec}), ETA {eta}"
+            } else {
+                "{prefix} {spinner} {bytes} ({bytes_per_sec})"
+            };
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            let bar = match total {
+                Some(total) => ProgressBar::new(total),
+                None => ProgressBar::new_spinner(),
+            };
+            bar.set_style(style);
+            bar.set_prefix(format!("{name}.gz"));
+            self.bar = Some(bar);
+        } else if !self.quiet {
+            say!("Fetching:    {url}");
+        }
+    }
+
+    fn received(&mut self, received: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(received);
+        }
+    }
+
+    fn attempt_failed(&mut self, _name: &str, error: &Error, retrying: bool) {
+        self.clear();
+        if retrying {
+            tell!("warning: {error}; trying the next mirror");
+        }
+    }
+
+    fn finished(&mut self, report: &FileReport) {
+        self.clear();
+        if self.quiet {
+            return;
+        }
+        match &report.outcome {
+            Outcome::Present => {}
+            Outcome::Decompressed => say!(
+                "Unpacked:    {} from its .gz archive, SHA-256 verified",
+                report.path.display()
+            ),
+            Outcome::Downloaded { url, bytes } => say!(
+                "Fetched:     {} ({bytes} bytes from {url}), SHA-256 verified",
+                report.path.display()
+            ),
+        }
     }
 }
 

@@ -12,6 +12,9 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(feature = "download")]
+pub use crate::data::download::{DownloadOptions, download};
+use crate::data::gz;
 use crate::data::idx::{IdxProblem, IdxView};
 use crate::data::mmap::{LoadMode, MappedFile};
 use crate::error::{Error, Result};
@@ -56,6 +59,10 @@ pub struct Mnist {
 impl Mnist {
     /// Opens the four standard files in `dir` (see [`TRAIN_IMAGES`] and the other constants)
     /// and splits them as network2's loader does (see the module docs).
+    ///
+    /// A file that is there only gzip-compressed (`NAME.gz`, as MNIST is distributed) is
+    /// decompressed once into `NAME` beside it, or into the cache directory where `dir` is
+    /// read-only (see [`crate::data::gz`]), and that copy is mapped.
     ///
     /// Images may have any size (rows x cols from the header). Labels are not checked against
     /// a number of classes here, since the network decides that: call
@@ -130,17 +137,23 @@ impl Mnist {
     }
 }
 
-/// Opens `dir/file`, turning "not found" into [`Error::MissingData`].
+/// Opens `dir/file`, or its decompressed copy when only `dir/file.gz` is there (see
+/// [`crate::data::gz`]), turning "neither is there" into [`Error::MissingData`].
 fn open_in(dir: &Path, file: &str, load: LoadMode) -> Result<MappedFile> {
-    match MappedFile::open(dir.join(file), load) {
+    let missing = || Error::MissingData {
+        dir: dir.to_path_buf(),
+        file: file.to_string(),
+    };
+    let path = match gz::resolve(dir, file, gz::cache_dir().as_deref())? {
+        Some(resolved) => resolved.path().to_path_buf(),
+        None => return Err(missing()),
+    };
+    match MappedFile::open(path, load) {
+        // Removed between the check and the open.
         Err(Error::Io {
             kind: std::io::ErrorKind::NotFound,
             ..
-        }) => Err(Error::MissingData {
-            dir: dir.to_path_buf(),
-            file: file.to_string(),
-            gzipped: dir.join(format!("{file}.gz")).is_file(),
-        }),
+        }) => Err(missing()),
         other => other,
     }
 }

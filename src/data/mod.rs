@@ -13,6 +13,10 @@
 //! * [`mnist`]: [`Mnist::open`] and [`Dataset`], cheap shareable views.
 //! * [`batch`]: [`gather`] and [`gather_range`] into caller-owned buffers, and a [`prefetch`]
 //!   hint for the next mini-batch.
+//! * [`gz`]: directories holding only `NAME.gz` files, decompressed once (beside them, or
+//!   into a cache directory where they are read-only).
+//! * `download` (feature `download`, on by default): fetching MNIST from public mirrors,
+//!   verified by SHA-256.
 //!
 //! ```no_run
 //! use simdnet::data::{Mnist, MnistOptions, gather};
@@ -30,6 +34,9 @@
 //! ```
 
 pub mod batch;
+#[cfg(feature = "download")]
+pub mod download;
+pub mod gz;
 pub mod idx;
 pub mod mmap;
 pub mod mnist;

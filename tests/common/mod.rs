@@ -20,17 +20,23 @@ pub fn expected_isas() -> Vec<Isa> {
     }
 }
 
-/// The real MNIST directory from `MNIST_DIR`, or `None` after a notice on stderr (written
-/// past the test harness's capture, so that a skipped check is seen).
+/// The real MNIST directory: `MNIST_DIR`, else the checkout's `data/mnist` when it holds the
+/// training images (where `train --download` puts MNIST); or `None` after a notice on stderr
+/// (written past the test harness's capture, so that a skipped check is seen).
 #[allow(dead_code)]
 pub fn mnist_dir(test: &str) -> Option<std::path::PathBuf> {
     use std::io::Write;
     match std::env::var_os("MNIST_DIR") {
         Some(dir) if !dir.is_empty() => Some(dir.into()),
         _ => {
+            let downloaded = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
+            if downloaded.join("train-images-idx3-ubyte").is_file() {
+                return Some(downloaded);
+            }
             let _ = writeln!(
                 std::io::stderr(),
-                "NOTICE {test}: MNIST_DIR is not set; skipping this real-MNIST test"
+                "NOTICE {test}: MNIST_DIR is not set (nor is MNIST in data/mnist); skipping \
+                 this real-MNIST test"
             );
             None
         }
