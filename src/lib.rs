@@ -13,6 +13,12 @@
 //! `offset + i * row_stride + j * col_stride`, so row-major, column-major, transposed
 //! ([`MatRef::t`]) and padded layouts are read in place.
 //!
+//! ## As a backend for C, C++ and Python
+//!
+//! With the cargo feature `capi` (off by default), the `capi` module exports the standard
+//! `cblas_sgemm` and an inference API over network2 JSON models from `libsimdnet.so` and
+//! `libsimdnet.a` (`cargo build --release --features capi`), declared in `include/simdnet.h`.
+//!
 //! ## Instruction sets
 //!
 //! | [`Isa`] | CPUs | micro-kernel (rows x columns) |
@@ -42,6 +48,8 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod data;
 pub mod error;
 pub mod gemm;

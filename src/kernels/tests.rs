@@ -335,6 +335,7 @@ fn naive_times(x: &[f32], rows: usize, k: usize, wt: &[f32], n: usize) -> Vec<f3
 }
 
 /// `beta wt + alpha x^T d`, naively (`x`: `rows x k`, `d`: `rows x n`, `wt`: `k x n`).
+#[allow(clippy::too_many_arguments)] // the operands of the kernel it checks, one by one
 fn naive_update(
     x: &[f32],
     d: &[f32],
