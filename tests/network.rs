@@ -619,8 +619,18 @@ fn train_in_pool(threads: usize, net: &Network, x: &[f32], y: &[u8], mb: usize) 
 #[test]
 fn training_is_bitwise_identical_for_any_thread_count() {
     let mut s = Stream(5);
-    for (sizes, rows, mb) in [([20, 12, 4], 300, 10), ([784, 100, 10], 1000, 500)] {
-        let (x, y) = random_batch(&mut s, rows, sizes[0], sizes[2]);
+    // Dense inputs (GEMMs split across the pool), and inputs 80% zero whose sparse first
+    // layer is split across the pool at mini-batch 100.
+    for (sizes, rows, mb, zeros) in [
+        ([20, 12, 4], 300, 10, false),
+        ([784, 100, 10], 1000, 500, false),
+        ([784, 100, 10], 1000, 100, true),
+    ] {
+        let (mut x, y) = random_batch(&mut s, rows, sizes[0], sizes[2]);
+        if zeros {
+            x.iter_mut()
+                .for_each(|v| *v = if s.unit() < 0.8 { 0.0 } else { *v });
+        }
         let net = Network::new(&sizes, Cost::CrossEntropy, Init::Default, 8).unwrap();
         let one = train_in_pool(1, &net, &x, &y, mb);
         assert_ne!(one, net);

@@ -59,6 +59,7 @@ mod sparse;
 mod tests;
 
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::isa::{Isa, selected_isa, try_selected_isa};
@@ -383,20 +384,27 @@ impl Kernels {
         Ok(())
     }
 
-    /// `out = X W^T` for a sparse batch `X` (`rows x k`) and `wt` (`W^T`, row-major `k x n`):
-    /// see [`sparse`](mod@sparse). `out` (row-major `rows x n`) is overwritten.
+    /// `out = X W^T` for the rows `rows` of a sparse batch `X` (`rows x k`) and `wt` (`W^T`,
+    /// row-major `k x n`): see [`sparse`](mod@sparse). `out` (row-major `rows.len() x n`) is
+    /// overwritten. Each row's result is the same whatever range it is computed in.
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] unless `wt.len() == k * n` and `out.len() == rows * n`.
+    /// [`Error::ShapeMismatch`] unless `rows` lies within the batch, `wt.len() == k * n` and
+    /// `out.len() == rows.len() * n`.
     pub(crate) fn sparse_times_dense(
         &self,
         x: &SparseRows,
+        rows: Range<usize>,
         wt: &[f32],
         n: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        if x.cols().checked_mul(n) != Some(wt.len()) || x.rows().checked_mul(n) != Some(out.len()) {
+        if rows.start > rows.end
+            || rows.end > x.rows()
+            || x.cols().checked_mul(n) != Some(wt.len())
+            || rows.len().checked_mul(n) != Some(out.len())
+        {
             return Err(Error::ShapeMismatch {
                 op: "Kernels::sparse_times_dense (A = the sparse batch, B = wt, C = out)",
                 a_rows: x.rows(),
@@ -407,26 +415,41 @@ impl Kernels {
                 c_cols: n,
             });
         }
-        self.run(SparseTimesDense { x, wt, n, out });
+        self.run(SparseTimesDense {
+            x,
+            rows,
+            wt,
+            n,
+            out,
+        });
         Ok(())
     }
 
-    /// `W^T = beta W^T + alpha X^T D` for a sparse batch `X` (`rows x k`), `d`
-    /// (row-major `rows x n`) and `wt` (`W^T`, row-major `k x n`): see [`sparse`](mod@sparse).
+    /// `W^T = beta W^T + alpha X^T D` on the rows `inputs` of `W^T`, for a sparse batch `X`
+    /// (`rows x k`), `d` (row-major `rows x n`) and `wt` (those rows of `W^T`, row-major
+    /// `inputs.len() x n`): see [`sparse`](mod@sparse). Each weight gets the same bits
+    /// whatever range it is updated in.
     ///
     /// # Errors
     ///
-    /// [`Error::ShapeMismatch`] unless `d.len() == rows * n` and `wt.len() == k * n`.
+    /// [`Error::ShapeMismatch`] unless `inputs` lies within the `k` inputs,
+    /// `d.len() == rows * n` and `wt.len() == inputs.len() * n`.
+    #[allow(clippy::too_many_arguments)] // the operands of W^T = beta W^T + alpha X^T D
     pub(crate) fn sparse_update(
         &self,
         x: &SparseRows,
+        inputs: Range<usize>,
         d: &[f32],
         n: usize,
         alpha: f32,
         beta: f32,
         wt: &mut [f32],
     ) -> Result<()> {
-        if x.rows().checked_mul(n) != Some(d.len()) || x.cols().checked_mul(n) != Some(wt.len()) {
+        if inputs.start > inputs.end
+            || inputs.end > x.cols()
+            || x.rows().checked_mul(n) != Some(d.len())
+            || inputs.len().checked_mul(n) != Some(wt.len())
+        {
             return Err(Error::ShapeMismatch {
                 op: "Kernels::sparse_update (A = the sparse batch, transposed, B = d, C = wt)",
                 a_rows: x.cols(),
@@ -439,6 +462,7 @@ impl Kernels {
         }
         self.run(SparseUpdate {
             x,
+            inputs,
             d,
             n,
             alpha,

@@ -24,6 +24,8 @@
 //! the 16 AVX2 registers), and each group walks the entries once. Groups are balanced: 13
 //! vectors (n = 100 on AVX2) are walked as 4 + 3 + 3 + 3, not 4 + 4 + 4 + 1.
 
+use std::ops::Range;
+
 use super::Kernels;
 use super::generic::Kernel;
 use crate::simd::{MAX_LANES, Vector};
@@ -101,7 +103,6 @@ impl SparseRows {
     }
 
     /// The number of nonzero entries of the last batch.
-    #[cfg(test)]
     pub(crate) fn nonzeros(&self) -> usize {
         self.nonzeros
     }
@@ -293,10 +294,14 @@ macro_rules! dispatch_group {
 /// `out[r, :] = sum of X[r, i] * wt[i, :]` over row `r`'s entries, in entry order from
 /// `+0.0`, two interleaved chains (even and odd entries) added at the end.
 ///
-/// Invariants: `x` is a valid [`SparseRows`] with `x.cols() == k`; `wt.len() == k * n`;
-/// `out.len() == x.rows() * n`.
+/// Only rows `rows` of `X` are computed, into `out` (`rows.len() x n`): a product can be
+/// split by rows across threads, each row's result the same bits either way.
+///
+/// Invariants: `x` is a valid [`SparseRows`] with `x.cols() == k`; `rows.end <= x.rows()`;
+/// `wt.len() == k * n`; `out.len() == rows.len() * n`.
 pub(crate) struct SparseTimesDense<'a> {
     pub x: &'a SparseRows,
+    pub rows: Range<usize>,
     pub wt: &'a [f32],
     pub n: usize,
     pub out: &'a mut [f32],
@@ -312,6 +317,7 @@ pub(crate) struct SparseTimesDense<'a> {
 #[allow(clippy::needless_range_loop)] // j indexes two accumulator arrays and the lanes of a row
 unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
     x: &SparseRows,
+    rows: Range<usize>,
     wt: *const f32,
     n: usize,
     out: *mut f32,
@@ -322,7 +328,7 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
     // lanes read at wt + i*n + c0 .. + c0 + (N-1)*LANES + last_lanes lie in row i of wt
     // (k * n values); the lanes written at out + r*n + c0 .. lie in row r of out (rows * n).
     unsafe {
-        for r in 0..x.rows() {
+        for r in rows.clone() {
             let (start, end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
             let mut even = [V::zero(); N];
             let mut odd = [V::zero(); N];
@@ -351,7 +357,7 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
                         v.mul_add(load_lane_group::<V, N, PARTIAL>(p, j, last_lanes), even[j]);
                 }
             }
-            let o = out.add(r * n + c0);
+            let o = out.add((r - rows.start) * n + c0);
             for j in 0..N {
                 store_lane_group::<V, N, PARTIAL>(even[j].add(odd[j]), o, j, last_lanes);
             }
@@ -364,7 +370,8 @@ impl Kernel for SparseTimesDense<'_> {
 
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
-        let (x, wt, n, out) = (self.x, self.wt.as_ptr(), self.n, self.out.as_mut_ptr());
+        let (x, rows, wt, n) = (self.x, self.rows, self.wt.as_ptr(), self.n);
+        let out = self.out.as_mut_ptr();
         if n == 0 {
             return;
         }
@@ -378,7 +385,7 @@ impl Kernel for SparseTimesDense<'_> {
                     partial,
                     times_dense_group,
                     V,
-                    (x, wt, n, out, c0, last_lanes)
+                    (x, rows.clone(), wt, n, out, c0, last_lanes)
                 )
             }
         }
@@ -397,10 +404,14 @@ impl Kernel for SparseTimesDense<'_> {
 /// products on MNIST batches. The rounding differs from network2's `beta w - alpha sum`
 /// only in where the `m` per-example terms are rounded (into `wt` one by one).
 ///
-/// Invariants: `x` is a valid [`SparseRows`] with `x.cols() == k`; `d.len() == x.rows() * n`;
-/// `wt.len() == k * n`.
+/// Only the rows `inputs` of `W^T` are updated, `wt` holding just those (`inputs.len() x n`):
+/// an update can be split by inputs across threads, each weight the same bits either way.
+///
+/// Invariants: `x` is a valid [`SparseRows`] with `x.cols() == k`; `inputs.end <= k`;
+/// `d.len() == x.rows() * n`; `wt.len() == inputs.len() * n`.
 pub(crate) struct SparseUpdate<'a> {
     pub x: &'a SparseRows,
+    pub inputs: Range<usize>,
     pub d: &'a [f32],
     pub n: usize,
     pub alpha: f32,
@@ -416,8 +427,10 @@ pub(crate) struct SparseUpdate<'a> {
 /// the `n` columns.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // j indexes the held row of d and the lanes of a row of wt
+#[allow(clippy::too_many_arguments)] // the kernel's operands and the group's place in the row
 unsafe fn update_group<V: Vector, const N: usize, const PARTIAL: bool>(
     x: &SparseRows,
+    inputs: Range<usize>,
     d: *const f32,
     n: usize,
     alpha: f32,
@@ -431,7 +444,13 @@ unsafe fn update_group<V: Vector, const N: usize, const PARTIAL: bool>(
     unsafe {
         let alpha_v = V::splat(alpha);
         for r in 0..x.rows {
-            let (start, end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
+            let (mut start, mut end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
+            if inputs.start > 0 || inputs.end < x.cols {
+                // The row's entries are in column order: its part in `inputs` is one run.
+                let row = &x.index[start..end];
+                let before = |k: usize| row.partition_point(|&i| (i as usize) < k);
+                (start, end) = (start + before(inputs.start), start + before(inputs.end));
+            }
             if start == end {
                 continue;
             }
@@ -443,7 +462,7 @@ unsafe fn update_group<V: Vector, const N: usize, const PARTIAL: bool>(
             for e in start..end {
                 let i = *x.index.get_unchecked(e) as usize;
                 let v = V::splat(*x.values.get_unchecked(e));
-                let w = wt.add(i * n + c0);
+                let w = wt.add((i - inputs.start) * n + c0);
                 for j in 0..N {
                     let wv = load_lane_group::<V, N, PARTIAL>(w, j, last_lanes);
                     store_lane_group::<V, N, PARTIAL>(v.mul_add(scaled[j], wv), w, j, last_lanes);
@@ -491,7 +510,7 @@ impl Kernel for SparseUpdate<'_> {
                     partial,
                     update_group,
                     V,
-                    (x, d, n, self.alpha, wt, c0, last_lanes)
+                    (x, self.inputs.clone(), d, n, self.alpha, wt, c0, last_lanes)
                 )
             }
         }

@@ -390,15 +390,32 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
         for kern in all() {
             let isa = kern.isa();
             let mut out = vec![f32::NAN; rows * n];
-            kern.sparse_times_dense(&sparse, &wt, n, &mut out).unwrap();
+            kern.sparse_times_dense(&sparse, 0..rows, &wt, n, &mut out)
+                .unwrap();
             assert_eq!(out, want_out, "{isa} forward rows {rows} k {k} n {n}");
             let mut got = wt.clone();
-            kern.sparse_update(&sparse, &d, n, alpha, beta, &mut got)
+            kern.sparse_update(&sparse, 0..k, &d, n, alpha, beta, &mut got)
                 .unwrap();
             assert_eq!(
                 got, want_wt,
                 "{isa} update rows {rows} k {k} n {n} beta {beta}"
             );
+            // Split as the trainer splits across threads: by rows of X for the product, by
+            // inputs (rows of W^T) for the update, at an uneven point; the same bits.
+            let (rs, ks) = (rows / 3, k / 3);
+            let mut split = vec![f32::NAN; rows * n];
+            let (lo, hi) = split.split_at_mut(rs * n);
+            kern.sparse_times_dense(&sparse, 0..rs, &wt, n, lo).unwrap();
+            kern.sparse_times_dense(&sparse, rs..rows, &wt, n, hi)
+                .unwrap();
+            assert_eq!(split, want_out, "{isa} forward split at row {rs}");
+            let mut split = wt.clone();
+            let (lo, hi) = split.split_at_mut(ks * n);
+            kern.sparse_update(&sparse, 0..ks, &d, n, alpha, beta, lo)
+                .unwrap();
+            kern.sparse_update(&sparse, ks..k, &d, n, alpha, beta, hi)
+                .unwrap();
+            assert_eq!(split, want_wt, "{isa} update split at input {ks}");
         }
     }
 }
@@ -471,7 +488,8 @@ fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
             .map(|i| if i == 7 { -0.0 } else { i as f32 * 0.1 })
             .collect();
         let mut wt = wt0.clone();
-        kern.sparse_update(&s, &d, 5, -1.0, 1.0, &mut wt).unwrap();
+        kern.sparse_update(&s, 0..3, &d, 5, -1.0, 1.0, &mut wt)
+            .unwrap();
         assert_eq!(
             wt[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             wt0[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -479,22 +497,26 @@ fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
             kern.isa()
         );
         let mut wt = wt0.clone();
-        kern.sparse_update(&s, &d, 5, -1.0, 0.75, &mut wt).unwrap();
+        kern.sparse_update(&s, 0..3, &d, 5, -1.0, 0.75, &mut wt)
+            .unwrap();
         for j in 5..10 {
             assert_eq!(wt[j], wt0[j] * 0.75, "{}", kern.isa());
         }
         // Shape errors write nothing.
         let mut wt = wt0.clone();
         assert!(
-            kern.sparse_update(&s, &d[..9], 5, -1.0, 0.5, &mut wt)
+            kern.sparse_update(&s, 0..3, &d[..9], 5, -1.0, 0.5, &mut wt)
                 .is_err()
         );
         assert!(
-            kern.sparse_update(&s, &d, 5, -1.0, 0.5, &mut wt[..14])
+            kern.sparse_update(&s, 0..3, &d, 5, -1.0, 0.5, &mut wt[..14])
                 .is_err()
         );
         assert_eq!(wt, wt0);
         let mut out = vec![0.0; 9];
-        assert!(kern.sparse_times_dense(&s, &wt0, 5, &mut out).is_err());
+        assert!(
+            kern.sparse_times_dense(&s, 0..2, &wt0, 5, &mut out)
+                .is_err()
+        );
     }
 }

@@ -226,12 +226,12 @@ impl Trainer {
             // the nonzero inputs when the forward pass found the batch sparse.
             match forward.sparse_input() {
                 Some(sparse) if l == 0 => {
-                    kernels.sparse_update(
+                    super::sparse_update(
+                        kernels,
                         sparse,
                         delta,
                         n_out,
-                        -step,
-                        decay,
+                        (-step, decay),
                         &mut net.weights[0],
                     )?;
                 }
