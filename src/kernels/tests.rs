@@ -451,22 +451,22 @@ proptest::proptest! {
 
 #[test]
 fn sparse_fill_refuses_what_does_not_fit() {
-    for scalar in all() {
+    for kern in all() {
         let x = sparse_batch(4, 10, 50, 3);
         let nonzeros = x.iter().filter(|&&v| v != 0.0).count();
         // Capacity of entries: one short is refused (and leaves an empty batch), exact fits.
         let mut s = SparseRows::new(4, 10, nonzeros - 1);
-        assert!(!s.fill(&scalar, &x, 4));
+        assert!(!s.fill(&kern, &x, 4));
         assert_eq!((s.rows(), s.nonzeros()), (0, 0));
         let mut s = SparseRows::new(4, 10, nonzeros);
-        assert!(s.fill(&scalar, &x, 4));
+        assert!(s.fill(&kern, &x, 4));
         assert_eq!(s.nonzeros(), nonzeros);
         // More rows than made for, or a length that is not whole rows.
-        assert!(!s.fill(&scalar, &sparse_batch(5, 10, 100, 1), 5));
-        assert!(!s.fill(&scalar, &x[..39], 4));
+        assert!(!s.fill(&kern, &sparse_batch(5, 10, 100, 1), 5));
+        assert!(!s.fill(&kern, &x[..39], 4));
         // NaN and infinity are entries (they must propagate); -0.0 is not.
         let mut s = SparseRows::new(1, 4, 4);
-        assert!(s.fill(&scalar, &[f32::NAN, -0.0, f32::INFINITY, 0.0], 1));
+        assert!(s.fill(&kern, &[f32::NAN, -0.0, f32::INFINITY, 0.0], 1));
         let row: Vec<(usize, f32)> = s.row(0).collect();
         assert_eq!(row.len(), 2);
         assert!(row[0].0 == 0 && row[0].1.is_nan());
