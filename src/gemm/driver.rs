@@ -140,6 +140,40 @@ thread_local! {
     static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
 }
 
+/// The floats each packing buffer needs for an `m x n x k` product with kernel `K`. Every
+/// piece the parallel splitter cuts from a product has the same k and at most its m and n,
+/// so these sizes cover all of its pieces.
+struct BufferSizes {
+    a: usize,
+    b: usize,
+    b_edge: usize,
+}
+
+impl BufferSizes {
+    fn new<K: MicroKernel>(m: usize, n: usize, k: usize) -> BufferSizes {
+        let kc = K::KC.min(k);
+        BufferSizes {
+            a: K::MC.min(m.next_multiple_of(K::MR)) * kc,
+            b: K::NC.min(n.next_multiple_of(K::NR)) * kc,
+            b_edge: K::NR * kc,
+        }
+    }
+}
+
+/// Grows the calling thread's packing buffers to what an `m x n x k` product with kernel `K`
+/// (or any piece of it) can use, so that running one later allocates nothing.
+pub(crate) fn reserve<K: MicroKernel>(m: usize, n: usize, k: usize) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let sizes = BufferSizes::new::<K>(m, n, k);
+    BUFFERS.with_borrow_mut(|bufs| {
+        bufs.a.get(sizes.a);
+        bufs.b.get(sizes.b);
+        bufs.b_edge.get(sizes.b_edge);
+    });
+}
+
 /// `C = beta * C` (k == 0 or alpha == 0); with beta == 0, C is overwritten without a read.
 ///
 /// # Safety
@@ -182,19 +216,18 @@ pub(crate) unsafe fn run<K: MicroKernel>(p: &Problem, plan: Plan) {
     // allocation) rather than working inside a `with` closure: a closure would be compiled
     // without the entry function's target features, and nothing in it would be inlined.
     let mut bufs = BUFFERS.take();
+    let sizes = BufferSizes::new::<K>(p.m, p.n, p.k);
     let a_buf = if plan.pack_a {
-        bufs.a
-            .get(K::MC.min(p.m.next_multiple_of(K::MR)) * K::KC.min(p.k))
+        bufs.a.get(sizes.a)
     } else {
         std::ptr::null_mut()
     };
     let b_buf = if plan.pack_b {
-        bufs.b
-            .get(K::NC.min(p.n.next_multiple_of(K::NR)) * K::KC.min(p.k))
+        bufs.b.get(sizes.b)
     } else {
         std::ptr::null_mut()
     };
-    let edge_buf = bufs.b_edge.get(K::NR * K::KC.min(p.k));
+    let edge_buf = bufs.b_edge.get(sizes.b_edge);
     // SAFETY: forwarded from this function's contract; buffers sized just above.
     unsafe { loops::<K>(p, plan, a_buf, b_buf, edge_buf) };
     BUFFERS.set(bufs);

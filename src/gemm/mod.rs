@@ -126,6 +126,26 @@ impl Gemm {
         }
     }
 
+    /// Grows the calling thread's packing buffers so that products of up to `m x k` times
+    /// `k x n` run on it without allocating, including the pieces a split product hands to
+    /// this thread. Each thread keeps its buffers for its lifetime and grows them on demand,
+    /// so this only matters to callers that must not allocate after a warm-up (a training
+    /// loop, a real-time caller); to prepare every thread of a pool, call it from
+    /// `rayon::broadcast`.
+    pub fn reserve_thread_buffers(&self, m: usize, n: usize, k: usize) {
+        match self.isa {
+            Isa::Scalar => driver::reserve::<scalar::ScalarKernel>(m, n, k),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => driver::reserve::<avx2::Avx2Kernel>(m, n, k),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => driver::reserve::<avx512::Avx512Kernel>(m, n, k),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => driver::reserve::<neon::NeonKernel>(m, n, k),
+            #[allow(unreachable_patterns)]
+            isa => unreachable!("a Gemm for {isa} cannot be built on this target"),
+        }
+    }
+
     /// The instruction set this multiplier runs.
     pub fn isa(&self) -> Isa {
         self.isa

@@ -45,7 +45,8 @@ const TRAINER_MIN_PARALLEL_FLOPS: usize = 2_000_000;
 /// gradient never exists as a matrix. The error of the layer below is computed from `W_l`
 /// before `W_l` is updated, so every gradient is taken at the old weights, as in network2.
 ///
-/// All buffers are allocated by [`Trainer::new`]; a step allocates nothing. Products are
+/// All buffers are allocated by [`Trainer::new`], including the GEMM packing buffers of
+/// every thread of the current rayon pool; a step on that pool allocates nothing. Products are
 /// split across the current rayon pool by the GEMM engine when they are large enough, by
 /// rows or columns of the result only, so a step gives the same bits for any pool size.
 #[derive(Debug)]
@@ -85,11 +86,23 @@ impl Trainer {
             });
         }
         let widest = net.sizes[1..].iter().copied().max().unwrap_or(0);
+        let gemm = Gemm::try_new()?
+            .with_isa(isa)?
+            .with_parallelism(Parallelism::Rayon)
+            .with_min_parallel_flops(TRAINER_MIN_PARALLEL_FLOPS);
+        // Any thread of the pool may run a piece of any product, and a thread grows its
+        // packing buffers on its first large enough piece. Sizing them all now keeps that
+        // first growth out of the steps, whichever thread happens to steal what.
+        rayon::broadcast(|_| {
+            for pair in net.sizes.windows(2) {
+                let (n_in, n_out) = (pair[0], pair[1]);
+                gemm.reserve_thread_buffers(max_batch, n_out, n_in); // forward
+                gemm.reserve_thread_buffers(max_batch, n_in, n_out); // error of the layer below
+                gemm.reserve_thread_buffers(n_in, n_out, max_batch); // weight update
+            }
+        });
         Ok(Trainer {
-            gemm: Gemm::try_new()?
-                .with_isa(isa)?
-                .with_parallelism(Parallelism::Rayon)
-                .with_min_parallel_flops(TRAINER_MIN_PARALLEL_FLOPS),
+            gemm,
             kernels: Kernels::for_isa(isa)?,
             forward: Forward::new(net, max_batch),
             labels: vec![0; max_batch],
