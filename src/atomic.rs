@@ -156,3 +156,77 @@ impl Drop for AtomicFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every entry of `dir` whose name marks a temporary of this module.
+    fn temporaries(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect()
+    }
+
+    #[test]
+    fn write_file_replaces_the_target_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.json");
+        fs::write(&path, "old").unwrap();
+        write_file(&path, b"new").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn write_file_into_a_missing_directory_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no/such/dir/out.json");
+        let err = write_file(&path, b"new").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
+        assert!(!path.exists());
+        assert!(temporary_sibling(Path::new("/")).is_err());
+    }
+
+    /// A full disk: the temporary is made a symbolic link to `/dev/full`, whose writes fail
+    /// with `ENOSPC`, so the write itself (not the creation of the file) fails. The target
+    /// must keep its old contents and the temporary (the link) must be gone.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn write_file_on_a_full_disk_leaves_the_target_alone() {
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("net.json");
+        fs::write(&path, "old").unwrap();
+        let tmp = temporary_sibling(&path).unwrap();
+        std::os::unix::fs::symlink(full, &tmp).unwrap();
+        let err = write_file(&path, &[b'x'; 100_000]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull, "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old");
+        assert!(temporaries(dir.path()).is_empty());
+        assert!(full.exists(), "only the link may be removed");
+    }
+
+    #[test]
+    fn atomic_file_appears_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"abc").unwrap();
+        assert!(!path.exists());
+        drop(file);
+        assert!(!path.exists() && temporaries(dir.path()).is_empty());
+
+        let mut file = AtomicFile::create(&path).unwrap();
+        assert_eq!(file.target(), path);
+        file.write_all(b"abc").unwrap();
+        file.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+}

@@ -173,14 +173,27 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
-    /// Training diverged: a weight, bias or cost became NaN or infinite.
+    /// Training diverged: a weight or bias became NaN or infinite.
     #[error(
-        "training diverged in epoch {epoch}: {what} (try a smaller eta, or a smaller lambda relative to the training-set size)"
+        "training diverged in epoch {epoch}: the {part} of layer {layer} ({inputs} inputs to \
+         {neurons} neurons) is no longer finite ({what}); try a smaller eta (or a smaller \
+         lambda relative to the training-set size)"
     )]
     Diverged {
         /// The epoch (counted from 1) at the end of which it was found.
         epoch: usize,
-        /// What was found to be non-finite.
+        /// The layer, counted from 1 as the README counts them: layer `l` is network2's
+        /// `weights[l - 1]` and `biases[l - 1]`, from layer `l - 1` (0: the inputs) into layer
+        /// `l`.
+        layer: usize,
+        /// `"weight matrix"` or `"bias vector"`.
+        part: &'static str,
+        /// The layer's inputs (`sizes[layer - 1]`).
+        inputs: usize,
+        /// The layer's neurons (`sizes[layer]`).
+        neurons: usize,
+        /// The first non-finite value, in network2's indexing (e.g. `weights[0][3][5] is NaN,
+        /// not a finite number`).
         what: String,
     },
     /// An HTTP transfer failed: no connection, a timeout, an HTTP error status, or a

@@ -25,7 +25,8 @@ pub enum LoadMode {
     Mmap,
     /// Read the whole file into an owned buffer. Costs a copy and the memory for it, and is
     /// immune to later changes of the file: the choice when the memory-map contract cannot be
-    /// promised (a file on a network share that others write, say).
+    /// promised (a file on a network share that others write, say). The `train` binary's
+    /// `--no-mmap` flag.
     Read,
 }
 
