@@ -16,7 +16,7 @@ mod common;
 
 use proptest::prelude::*;
 use simdnet::Isa;
-use simdnet::kernels::{Kernels, reference};
+use simdnet::kernels::{Activation, Kernels, reference};
 
 /// The kernels of every instruction set this CPU has, scalar first.
 fn all() -> Vec<Kernels> {
@@ -147,6 +147,48 @@ proptest! {
                     "{} sigmoid({}) = {got:e}, want {want:e}", k.isa(), zr[i]
                 );
                 prop_assert!((0.0..=1.0).contains(&got));
+            }
+        }
+    }
+
+    #[test]
+    fn activations_match_reference(
+        (rows, cols, z0, labels) in batch(z_value()),
+        bias_seed in prop::collection::vec(-30.0f32..30.0, 50),
+        d_seed in -3.0f32..3.0,
+    ) {
+        let bias = &bias_seed[..cols];
+        for f in [Activation::Tanh, Activation::Relu, Activation::Softmax] {
+            let (mut zr, mut ar) = (z0.clone(), vec![0.0; rows * cols]);
+            reference::bias_activation(f.name(), &mut zr, &mut ar, bias);
+            let mut llr = vec![0.0; rows];
+            let ll_total = reference::log_likelihood_cost(&zr, &labels, &mut llr);
+            for k in all() {
+                let (mut z, mut a) = (Guarded::new(&z0), Guarded::filled(rows * cols, f32::NAN));
+                k.bias_activation(f, z.get_mut(), a.get_mut(), bias).unwrap();
+                prop_assert_eq!(bits(z.checked("z")), bits(&zr), "{} {} z", k.isa(), f);
+                let a = a.checked("a");
+                for (i, (&got, &want)) in a.iter().zip(&ar).enumerate() {
+                    prop_assert!(
+                        ulps(got, want) <= 4 || (got - want).abs() <= 1e-9,
+                        "{} {f}({}) = {got:e}, want {want:e}", k.isa(), zr[i]
+                    );
+                }
+                if f == Activation::Softmax {
+                    let mut ll = vec![f64::NAN; rows];
+                    let total = k.log_likelihood_cost(&zr, &labels, &mut ll).unwrap();
+                    for (g, w) in ll.iter().zip(&llr) {
+                        prop_assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-5, "{} ll {g} {w}", k.isa());
+                    }
+                    prop_assert!((total - ll_total).abs() <= 1e-5 * ll_total.abs() + 1e-4);
+                } else {
+                    let d0: Vec<f32> = a.iter().enumerate().map(|(i, x)| d_seed * x - i as f32).collect();
+                    let mut dr = d0.clone();
+                    reference::activation_prime_mul(f.name(), &mut dr, a);
+                    let mut d = Guarded::new(&d0);
+                    k.activation_prime_mul(f, d.get_mut(), a).unwrap();
+                    prop_assert_eq!(bits(d.checked("delta")), bits(&dr), "{} {}'", k.isa(), f);
+                }
             }
         }
     }
@@ -367,6 +409,33 @@ fn ln_max_error() {
         );
         assert!(u <= 1, "{}: ln is {u} ulp off at {x}", k.isa());
         assert!(rel <= f64::from(f32::EPSILON), "{}: {rel}", k.isa());
+    }
+}
+
+/// Tanh over a dense grid of `[-20, 20]`: odd, monotonic, in `[-1, 1]` and within a few ulp
+/// of f64 (or 1e-9 absolute across the polynomial's switch-over, where results are tiny).
+#[test]
+fn tanh_grid() {
+    let z: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 1e-4).collect();
+    for k in all() {
+        let mut zz = z.clone();
+        let mut a = vec![0.0; z.len()];
+        k.bias_activation(Activation::Tanh, &mut zz, &mut a, &[0.0])
+            .unwrap();
+        let mut worst = 0;
+        for (&z, &a) in z.iter().zip(&a) {
+            worst = worst.max(ulps(a, reference::tanh(z)));
+        }
+        assert!(
+            a.windows(2).all(|w| w[0] <= w[1]),
+            "{} not monotonic",
+            k.isa()
+        );
+        for (lo, hi) in a.iter().zip(a.iter().rev()) {
+            assert_eq!(*lo, -*hi, "{} not odd", k.isa());
+        }
+        eprintln!("tanh {}: max {worst} ulp on [-20, 20]", k.isa());
+        assert!(worst <= 4, "{}: tanh {worst} ulp off", k.isa());
     }
 }
 

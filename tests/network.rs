@@ -4,8 +4,8 @@
 mod common;
 
 use simdnet::network::{
-    Cost, EpochReport, Examples, FloatExamples, Init, Monitor, Network, Observer, SgdConfig,
-    Trainer, sgd,
+    Activation, Cost, EpochReport, Examples, FloatExamples, Init, Monitor, Network, Observer,
+    SgdConfig, Trainer, sgd,
 };
 use simdnet::{Error, Isa};
 
@@ -46,16 +46,30 @@ fn sigmoid(z: f64) -> f64 {
 
 /// Output activations and weighted inputs of `net` for one input, in f64, weights given
 /// explicitly (so finite differences can perturb them).
-fn forward64(sizes: &[usize], w: &[Vec<f64>], b: &[Vec<f64>], x: &[f64]) -> Vec<f64> {
+fn forward64(
+    sizes: &[usize],
+    acts: &[Activation],
+    w: &[Vec<f64>],
+    b: &[Vec<f64>],
+    x: &[f64],
+) -> Vec<f64> {
     let mut a = x.to_vec();
     for l in 0..sizes.len() - 1 {
         let (n_in, n_out) = (sizes[l], sizes[l + 1]);
-        a = (0..n_out)
-            .map(|j| {
-                let z: f64 = (0..n_in).map(|k| w[l][j * n_in + k] * a[k]).sum::<f64>() + b[l][j];
-                sigmoid(z)
-            })
+        let z: Vec<f64> = (0..n_out)
+            .map(|j| (0..n_in).map(|k| w[l][j * n_in + k] * a[k]).sum::<f64>() + b[l][j])
             .collect();
+        a = match acts[l] {
+            Activation::Sigmoid => z.iter().map(|&z| sigmoid(z)).collect(),
+            Activation::Tanh => z.iter().map(|&z| z.tanh()).collect(),
+            Activation::Relu => z.iter().map(|&z| z.max(0.0)).collect(),
+            Activation::Softmax => {
+                let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = z.iter().map(|&z| (z - max).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                e.iter().map(|&e| e / sum).collect()
+            }
+        };
     }
     a
 }
@@ -78,6 +92,7 @@ fn cost64(cost: Cost, a: &[f64], label: usize) -> f64 {
             match cost {
                 Cost::CrossEntropy => nan_to_num(-y * aj.ln() - (1.0 - y) * (1.0 - aj).ln()),
                 Cost::Quadratic => 0.5 * (aj - y) * (aj - y),
+                Cost::LogLikelihood => -y * aj.ln(),
             }
         })
         .sum()
@@ -87,6 +102,7 @@ fn cost64(cost: Cost, a: &[f64], label: usize) -> f64 {
 #[allow(clippy::too_many_arguments)]
 fn total_cost64(
     sizes: &[usize],
+    acts: &[Activation],
     w: &[Vec<f64>],
     b: &[Vec<f64>],
     cost: Cost,
@@ -98,7 +114,7 @@ fn total_cost64(
     let mut c = 0.0;
     for (x, &y) in inputs.chunks_exact(sizes[0]).zip(labels) {
         let x: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        c += cost64(cost, &forward64(sizes, w, b, &x), usize::from(y)) / n;
+        c += cost64(cost, &forward64(sizes, acts, w, b, &x), usize::from(y)) / n;
     }
     let norm: f64 = w.iter().flatten().map(|v| v * v).sum();
     c + 0.5 * (lambda / n) * norm
@@ -135,13 +151,26 @@ fn random_batch(s: &mut Stream, rows: usize, inputs: usize, classes: usize) -> (
 #[test]
 fn gradient_matches_finite_differences_for_each_cost_and_isa() {
     let sizes = [6, 5, 4, 3];
+    // Every hidden activation with every output activation and cost that go together.
+    let outputs = [
+        (Activation::Sigmoid, Cost::CrossEntropy),
+        (Activation::Sigmoid, Cost::Quadratic),
+        (Activation::Tanh, Cost::Quadratic),
+        (Activation::Relu, Cost::Quadratic),
+        (Activation::Softmax, Cost::LogLikelihood),
+    ];
+    let hidden = [Activation::Sigmoid, Activation::Tanh, Activation::Relu];
+    let combos = hidden
+        .iter()
+        .flat_map(|&h| outputs.iter().map(move |&(o, c)| ([h, h, o], c)));
     for isa in isas() {
-        for cost in [Cost::CrossEntropy, Cost::Quadratic] {
+        for (acts, cost) in combos.clone() {
             // Dense inputs take the GEMM path through the first layer; inputs 70% zero (as
             // MNIST's pixels are) take the sparse path.
             for (lambda, zeros) in [(0.0f32, false), (2.0, false), (0.0, true), (2.0, true)] {
                 let mut s = Stream(0x1234_5678 ^ lambda.to_bits() as u64);
-                let net = Network::new(&sizes, cost, Init::Default, 11).unwrap();
+                let net =
+                    Network::with_activations(&sizes, &acts, cost, Init::Default, 11).unwrap();
                 let (mut x, y) = random_batch(&mut s, 7, sizes[0], sizes[3]);
                 if zeros {
                     x.iter_mut()
@@ -160,7 +189,7 @@ fn gradient_matches_finite_differences_for_each_cost_and_isa() {
                     .map(|l| after.weights_row_major(l))
                     .collect();
                 let f = |w: &[Vec<f64>], b: &[Vec<f64>]| {
-                    total_cost64(&sizes, w, b, cost, &x, &y, f64::from(lambda))
+                    total_cost64(&sizes, &acts, w, b, cost, &x, &y, f64::from(lambda))
                 };
                 let h = 1e-6;
                 let mut worst = 0.0f64;
@@ -176,7 +205,7 @@ fn gradient_matches_finite_differences_for_each_cost_and_isa() {
                         worst = worst.max(err);
                         assert!(
                             err < 2e-3,
-                            "{isa} {cost} lambda {lambda}: dC/dw[{l}][{i}] numeric {numeric:e}, from the update {trained:e}"
+                            "{isa} {acts:?} {cost} lambda {lambda}: dC/dw[{l}][{i}] numeric {numeric:e}, from the update {trained:e}"
                         );
                     }
                     for j in 0..b[l].len() {
@@ -190,7 +219,7 @@ fn gradient_matches_finite_differences_for_each_cost_and_isa() {
                         worst = worst.max(err);
                         assert!(
                             err < 2e-3,
-                            "{isa} {cost} lambda {lambda}: dC/db[{l}][{j}] numeric {numeric:e}, from the update {trained:e}"
+                            "{isa} {acts:?} {cost} lambda {lambda}: dC/db[{l}][{j}] numeric {numeric:e}, from the update {trained:e}"
                         );
                     }
                 }
@@ -205,14 +234,19 @@ fn gradient_matches_finite_differences_for_each_cost_and_isa() {
 fn evaluate_matches_float64_total_cost_and_accuracy() {
     let sizes = [8, 6, 4];
     let mut s = Stream(99);
-    for cost in [Cost::CrossEntropy, Cost::Quadratic] {
-        let net = Network::new(&sizes, cost, Init::Large, 5).unwrap();
+    for (acts, cost) in [
+        ([Activation::Sigmoid; 2], Cost::CrossEntropy),
+        ([Activation::Sigmoid; 2], Cost::Quadratic),
+        ([Activation::Tanh; 2], Cost::Quadratic),
+        ([Activation::Relu, Activation::Softmax], Cost::LogLikelihood),
+    ] {
+        let net = Network::with_activations(&sizes, &acts, cost, Init::Large, 5).unwrap();
         // 1,234 examples: several evaluation tasks of 500 and a ragged one.
         let (x, y) = random_batch(&mut s, 1234, sizes[0], sizes[2]);
         let data = FloatExamples::new(&x, &y, sizes[0]).unwrap();
         let e = net.evaluate(&data, 3.0).unwrap();
         let (w, b) = params64(&net);
-        let expect = total_cost64(&sizes, &w, &b, cost, &x, &y, 3.0);
+        let expect = total_cost64(&sizes, net.activations(), &w, &b, cost, &x, &y, 3.0);
         assert!(
             (e.cost - expect).abs() <= 1e-5 * expect.abs(),
             "{cost}: cost {} vs f64 {expect}",
@@ -223,7 +257,7 @@ fn evaluate_matches_float64_total_cost_and_accuracy() {
             .zip(&y)
             .filter(|&(xi, &yi)| {
                 let xi: Vec<f64> = xi.iter().map(|&v| f64::from(v)).collect();
-                let a = forward64(&sizes, &w, &b, &xi);
+                let a = forward64(&sizes, net.activations(), &w, &b, &xi);
                 let best = (0..a.len()).fold(0, |m, j| if a[j] > a[m] { j } else { m });
                 best == usize::from(yi)
             })
@@ -375,6 +409,87 @@ fn json_round_trip_is_exact_and_shaped_like_network2() {
 }
 
 #[test]
+fn activations_and_log_likelihood_round_trip_through_json() {
+    let plain = Network::new(&[3, 2], Cost::CrossEntropy, Init::Default, 1).unwrap();
+    assert!(!plain.to_network2_json().contains("activations"));
+
+    let net = Network::with_activations(
+        &[5, 4, 4, 3],
+        &[Activation::Relu, Activation::Tanh, Activation::Softmax],
+        Cost::LogLikelihood,
+        Init::Default,
+        9,
+    )
+    .unwrap();
+    let text = net.to_network2_json();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["cost"], "LogLikelihoodCost");
+    assert_eq!(
+        v["activations"],
+        serde_json::json!(["relu", "tanh", "softmax"])
+    );
+    let back = Network::from_network2_json(&text).unwrap();
+    assert_eq!(back, net);
+    let x = [0.1, 0.0, 0.7, 0.3, 0.9];
+    assert_eq!(back.feedforward(&x).unwrap(), net.feedforward(&x).unwrap());
+}
+
+#[test]
+fn activation_and_cost_pairings_are_checked() {
+    let make = |acts: &[Activation], cost| {
+        Network::with_activations(&[4, 3, 2], acts, cost, Init::Default, 0)
+    };
+    use Activation::{Relu, Sigmoid, Softmax, Tanh};
+    for (acts, cost, needle) in [
+        (
+            &[Sigmoid, Softmax][..],
+            Cost::CrossEntropy,
+            "goes with the log-likelihood",
+        ),
+        (
+            &[Sigmoid, Softmax][..],
+            Cost::Quadratic,
+            "goes with the log-likelihood",
+        ),
+        (
+            &[Sigmoid, Sigmoid][..],
+            Cost::LogLikelihood,
+            "needs a softmax output",
+        ),
+        (
+            &[Relu, Tanh][..],
+            Cost::CrossEntropy,
+            "needs a sigmoid output",
+        ),
+        (
+            &[Softmax, Softmax][..],
+            Cost::LogLikelihood,
+            "layer 1 is hidden",
+        ),
+        (&[Relu][..], Cost::Quadratic, "needs 2 activations"),
+    ] {
+        let err = make(acts, cost).unwrap_err();
+        assert!(
+            matches!(err, Error::BadOption { .. }) && err.to_string().contains(needle),
+            "{acts:?} {cost}: {err}"
+        );
+    }
+    for (acts, cost) in [
+        (&[Tanh, Softmax][..], Cost::LogLikelihood),
+        (&[Relu, Relu][..], Cost::Quadratic),
+        (&[Tanh, Sigmoid][..], Cost::CrossEntropy),
+    ] {
+        make(acts, cost).unwrap();
+    }
+    // network2's constructor keeps sigmoids, so log-likelihood is refused there.
+    assert!(Network::new(&[4, 2], Cost::LogLikelihood, Init::Default, 0).is_err());
+    // set_cost keeps the pairing.
+    let mut net = make(&[Relu, Softmax], Cost::LogLikelihood).unwrap();
+    assert!(net.set_cost(Cost::CrossEntropy).is_err());
+    assert_eq!(net.cost(), Cost::LogLikelihood);
+}
+
+#[test]
 fn a_file_written_by_network2_loads() {
     // As network2's json.dump writes it (float64 reprs, ints where numpy had them).
     let text = r#"{"sizes": [2, 2, 1], "weights": [[[0.1, -0.2], [0.30000000000000004, 4]], [[1.5, -2.25]]], "biases": [[[0.5], [-0.5]], [[0.0]]], "cost": "CrossEntropyCost"}"#;
@@ -410,8 +525,28 @@ fn malformed_model_files_name_the_file_and_the_problem() {
         ),
         (
             "bad cost",
-            &good.replace("QuadraticCost", "LogLikelihoodCost"),
+            &good.replace("QuadraticCost", "FooCost"),
             "unknown cost",
+        ),
+        (
+            "log-likelihood on sigmoid",
+            &good.replace("QuadraticCost", "LogLikelihoodCost"),
+            "needs a softmax output layer",
+        ),
+        (
+            "unknown activation",
+            &good.replace(r#""cost""#, r#""activations": ["swish"], "cost""#),
+            "activations[0] is \"swish\"",
+        ),
+        (
+            "activation count",
+            &good.replace(r#""cost""#, r#""activations": ["relu", "tanh"], "cost""#),
+            "needs 1 activations",
+        ),
+        (
+            "softmax with quadratic",
+            &good.replace(r#""cost""#, r#""activations": ["softmax"], "cost""#),
+            "goes with the log-likelihood cost",
         ),
         (
             "one layer",
@@ -909,7 +1044,7 @@ fn feedforward_batch_matches_float64_for_dense_and_sparse_inputs() {
         for r in 0..rows {
             let xr = &x[r * sizes[0]..(r + 1) * sizes[0]];
             let x64: Vec<f64> = xr.iter().map(|&v| f64::from(v)).collect();
-            let want = forward64(&sizes, &w, &b, &x64);
+            let want = forward64(&sizes, net.activations(), &w, &b, &x64);
             let single = net.feedforward(xr).unwrap();
             for j in 0..sizes[2] {
                 let got = out[r * sizes[2] + j];

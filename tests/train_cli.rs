@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use common::idx;
 use simdnet::Isa;
 use simdnet::data::mnist::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
-use simdnet::network::{Cost, Network};
+use simdnet::network::{Activation, Cost, Network};
 use tempfile::TempDir;
 
 const TRAINING_IMAGES: usize = 120;
@@ -347,6 +347,98 @@ fn load_continues_training() {
         &["--sizes", "net.json", "16,8,4"],
         "--sizes vs --load",
     );
+}
+
+#[test]
+fn activations_and_log_likelihood_from_the_command_line() {
+    let fx = Fixture::new();
+    let out = fx.train(&[
+        "--epochs",
+        "2",
+        "--cost",
+        "log-likelihood",
+        "--hidden-activation",
+        "relu",
+        "--eta",
+        "0.1",
+        "--save",
+        "soft.json",
+    ]);
+    assert_success(&out, "softmax + log-likelihood");
+    assert!(
+        stdout(&out).contains("Activations: relu, softmax"),
+        "{}",
+        stdout(&out)
+    );
+    let net = Network::load(fx.path("soft.json")).unwrap();
+    assert_eq!(net.cost(), Cost::LogLikelihood);
+    assert_eq!(net.activations(), [Activation::Relu, Activation::Softmax]);
+
+    // Loading keeps the file's activations; flags that contradict them are refused.
+    let out = fx.train(&["--load", "soft.json", "--epochs", "1"]);
+    assert_success(&out, "--load of a softmax network");
+    let out = fx.train(&[
+        "--load",
+        "soft.json",
+        "--hidden-activation",
+        "tanh",
+        "--epochs",
+        "1",
+    ]);
+    assert_fails(
+        &out,
+        USAGE,
+        &["--hidden-activation tanh", "soft.json", "relu"],
+        "--hidden-activation vs --load",
+    );
+    let out = fx.train(&[
+        "--load",
+        "soft.json",
+        "--cost",
+        "quadratic",
+        "--epochs",
+        "1",
+    ]);
+    assert_fails(
+        &out,
+        USAGE,
+        &["--cost", "soft.json", "log-likelihood"],
+        "--cost vs a softmax file",
+    );
+
+    // Pairings that make no sense, before any training.
+    for (args, needle) in [
+        (
+            &["--output-activation", "softmax"][..],
+            "softmax output layer goes with the log-likelihood cost",
+        ),
+        (
+            &["--cost", "log-likelihood", "--output-activation", "sigmoid"][..],
+            "needs a softmax output layer",
+        ),
+        (
+            &["--output-activation", "tanh"][..],
+            "cross-entropy cost needs a sigmoid output layer",
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--epochs", "1"]);
+        let out = fx.train(&all);
+        assert_fails(&out, USAGE, &[needle], &format!("{args:?}"));
+        assert!(!stdout(&out).contains("Epoch 1"), "{args:?} trained");
+    }
+    // Quadratic cost with tanh outputs trains.
+    let out = fx.train(&[
+        "--cost",
+        "quadratic",
+        "--hidden-activation",
+        "tanh",
+        "--output-activation",
+        "tanh",
+        "--epochs",
+        "1",
+    ]);
+    assert_success(&out, "tanh + quadratic");
 }
 
 #[test]

@@ -89,17 +89,51 @@ impl<F: Unary> Kernel for Map<'_, F> {
     }
 }
 
-/// `z[r][c] += bias[c]; a[r][c] = sigmoid(z[r][c])` in one pass.
+/// [`math::sigmoid`].
+pub(crate) struct Sigmoid;
+
+impl Unary for Sigmoid {
+    #[inline(always)]
+    unsafe fn apply<V: Vector>(x: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe { math::sigmoid(x) }
+    }
+}
+
+/// [`math::tanh`].
+pub(crate) struct Tanh;
+
+impl Unary for Tanh {
+    #[inline(always)]
+    unsafe fn apply<V: Vector>(x: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe { math::tanh(x) }
+    }
+}
+
+/// [`math::relu`].
+pub(crate) struct Relu;
+
+impl Unary for Relu {
+    #[inline(always)]
+    unsafe fn apply<V: Vector>(x: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe { math::relu(x) }
+    }
+}
+
+/// `z[r][c] += bias[c]; a[r][c] = F(z[r][c])` in one pass.
 ///
 /// Invariants: `z.len() == a.len()`, and `z.len()` is a multiple of `bias.len()` (zero when
 /// `bias` is empty).
-pub(crate) struct BiasSigmoid<'a> {
+pub(crate) struct BiasActivation<'a, F> {
     pub z: &'a mut [f32],
     pub a: &'a mut [f32],
     pub bias: &'a [f32],
+    pub f: PhantomData<F>,
 }
 
-impl Kernel for BiasSigmoid<'_> {
+impl<F: Unary> Kernel for BiasActivation<'_, F> {
     type Output = ();
 
     #[inline(always)]
@@ -121,38 +155,220 @@ impl Kernel for BiasSigmoid<'_> {
                 while j < whole {
                     let zv = V::load(zr.add(j)).add(V::load(b.add(j)));
                     zv.store(zr.add(j));
-                    math::sigmoid(zv).store(ar.add(j));
+                    F::apply(zv).store(ar.add(j));
                     j += V::LANES;
                 }
                 if j < cols {
                     let n = cols - j;
                     let zv = V::load_partial(zr.add(j), n).add(V::load_partial(b.add(j), n));
                     zv.store_partial(zr.add(j), n);
-                    math::sigmoid(zv).store_partial(ar.add(j), n);
+                    F::apply(zv).store_partial(ar.add(j), n);
                 }
             }
         }
     }
 }
 
-/// `delta[i] *= a[i] * (1 - a[i])`. Invariant: `delta.len() == a.len()`.
-pub(crate) struct SigmoidPrimeMul<'a> {
-    pub delta: &'a mut [f32],
-    pub a: &'a [f32],
-}
-
-/// `a * (1 - a)`, the derivative of the sigmoid from its value.
+/// The first `n` lanes of `v`, in an array.
 ///
 /// # Safety
 ///
 /// `V`'s instruction set is available.
 #[inline(always)]
-unsafe fn sigmoid_prime<V: Vector>(a: V) -> V {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { a.mul(V::splat(1.0).sub(a)) }
+unsafe fn lanes<V: Vector>(v: V) -> [f32; MAX_LANES] {
+    let mut out = [0.0f32; MAX_LANES];
+    // SAFETY: the ISA is the caller's contract; `out` has room for LANES <= MAX_LANES.
+    unsafe { v.store(out.as_mut_ptr()) };
+    out
 }
 
-impl Kernel for SigmoidPrimeMul<'_> {
+/// The largest of the `cols` values at `x`, by compare and select: a NaN among them is
+/// skipped (the softmax still turns NaN, through `exp(NaN - max)`); `-inf` if `cols == 0`.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available; `x..x + cols` is readable.
+#[inline(always)]
+unsafe fn row_max<V: Vector>(x: *const f32, cols: usize) -> f32 {
+    // SAFETY: the ISA is the caller's contract; whole-vector loads stay below
+    // cols - cols % LANES, the tail is read scalar below cols.
+    unsafe {
+        let mut j = 0;
+        let mut best = f32::NEG_INFINITY;
+        if cols >= V::LANES {
+            let mut m = V::load(x);
+            j = V::LANES;
+            while j + V::LANES <= cols {
+                let v = V::load(x.add(j));
+                m = V::select(m.lt(v), v, m);
+                j += V::LANES;
+            }
+            for &v in &lanes(m)[..V::LANES] {
+                if best < v {
+                    best = v;
+                }
+            }
+        }
+        while j < cols {
+            let v = *x.add(j);
+            if best < v {
+                best = v;
+            }
+            j += 1;
+        }
+        best
+    }
+}
+
+/// `sum(e^(x[j] - max))` over the `cols` values at `x`, with `e^(x - max)` written to `out`
+/// when it is not null. The lanes are added in a fixed order for a given ISA.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available; `x..x + cols` is readable and, unless null,
+/// `out..out + cols` writable.
+#[inline(always)]
+unsafe fn exp_sum<V: Vector>(x: *const f32, cols: usize, max: f32, out: *mut f32) -> f32 {
+    // SAFETY: the ISA is the caller's contract; every access is below cols (whole vectors,
+    // then exactly the n remaining lanes).
+    unsafe {
+        let m = V::splat(max);
+        let mut acc = V::zero();
+        let mut j = 0;
+        while j + V::LANES <= cols {
+            let e = math::exp(V::load(x.add(j)).sub(m));
+            if !out.is_null() {
+                e.store(out.add(j));
+            }
+            acc = acc.add(e);
+            j += V::LANES;
+        }
+        let mut sum = 0.0f32;
+        for &v in &lanes(acc)[..V::LANES] {
+            sum += v;
+        }
+        if j < cols {
+            let n = cols - j;
+            let e = math::exp(V::load_partial(x.add(j), n).sub(m));
+            if !out.is_null() {
+                e.store_partial(out.add(j), n);
+            }
+            for &v in &lanes(e)[..n] {
+                sum += v;
+            }
+        }
+        sum
+    }
+}
+
+/// `z[r][c] += bias[c]`, then each row of `a` is the softmax of the row of `z`:
+/// `a = e^(z - max z) / sum(e^(z - max z))`. Subtracting the row's maximum keeps every
+/// exponential in `(0, 1]` (no overflow for any finite `z`, and the sum is at least 1); the
+/// division is one correctly rounded `/` per output.
+///
+/// Invariants: as [`BiasActivation`].
+pub(crate) struct BiasSoftmax<'a> {
+    pub z: &'a mut [f32],
+    pub a: &'a mut [f32],
+    pub bias: &'a [f32],
+}
+
+impl Kernel for BiasSoftmax<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        let cols = self.bias.len();
+        if cols == 0 {
+            return;
+        }
+        let rows = self.z.len() / cols;
+        let (z, a, b) = (self.z.as_mut_ptr(), self.a.as_mut_ptr(), self.bias.as_ptr());
+        // SAFETY: the ISA is the caller's contract; row r covers r*cols..(r+1)*cols of z and
+        // a (rows*cols = z.len() = a.len()), and within a row every access is below cols, as
+        // is every access to bias.
+        unsafe {
+            for r in 0..rows {
+                let (zr, ar) = (z.add(r * cols), a.add(r * cols));
+                let mut j = 0;
+                while j + V::LANES <= cols {
+                    V::load(zr.add(j)).add(V::load(b.add(j))).store(zr.add(j));
+                    j += V::LANES;
+                }
+                if j < cols {
+                    let n = cols - j;
+                    V::load_partial(zr.add(j), n)
+                        .add(V::load_partial(b.add(j), n))
+                        .store_partial(zr.add(j), n);
+                }
+                let max = row_max::<V>(zr, cols);
+                let sum = V::splat(exp_sum::<V>(zr, cols, max, ar));
+                let mut j = 0;
+                while j + V::LANES <= cols {
+                    V::load(ar.add(j)).div(sum).store(ar.add(j));
+                    j += V::LANES;
+                }
+                if j < cols {
+                    let n = cols - j;
+                    V::load_partial(ar.add(j), n)
+                        .div(sum)
+                        .store_partial(ar.add(j), n);
+                }
+            }
+        }
+    }
+}
+
+/// An activation's derivative, computed from the activation's value `a = f(z)`.
+pub(crate) trait Derivative {
+    /// `f'(z)` from `a = f(z)`, lane by lane.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s instruction set is available.
+    unsafe fn from_value<V: Vector>(a: V) -> V;
+}
+
+impl Derivative for Sigmoid {
+    /// `a (1 - a)`.
+    #[inline(always)]
+    unsafe fn from_value<V: Vector>(a: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe { a.mul(V::splat(1.0).sub(a)) }
+    }
+}
+
+impl Derivative for Tanh {
+    /// `1 - a^2`, rounded as `(1 - a) (1 + a)`, which is exact in its factors and keeps the
+    /// relative accuracy of small results near `|a| = 1`.
+    #[inline(always)]
+    unsafe fn from_value<V: Vector>(a: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe {
+            let one = V::splat(1.0);
+            one.sub(a).mul(one.add(a))
+        }
+    }
+}
+
+impl Derivative for Relu {
+    /// 1 where `a > 0`, else 0 (the derivative at 0 taken as 0, as in PyTorch). Returned as a
+    /// factor, so that `delta * 0` keeps a NaN or infinite `delta` visible.
+    #[inline(always)]
+    unsafe fn from_value<V: Vector>(a: V) -> V {
+        // SAFETY: forwarded from the trait contract.
+        unsafe { V::select(V::zero().lt(a), V::splat(1.0), V::zero()) }
+    }
+}
+
+/// `delta[i] *= F'(a[i])`. Invariant: `delta.len() == a.len()`.
+pub(crate) struct PrimeMul<'a, F> {
+    pub delta: &'a mut [f32],
+    pub a: &'a [f32],
+    pub f: PhantomData<F>,
+}
+
+impl<F: Derivative> Kernel for PrimeMul<'_, F> {
     type Output = ();
 
     #[inline(always)]
@@ -163,13 +379,13 @@ impl Kernel for SigmoidPrimeMul<'_> {
         unsafe {
             let mut i = 0;
             while i + V::LANES <= n {
-                let dv = V::load(d.add(i)).mul(sigmoid_prime(V::load(a.add(i))));
+                let dv = V::load(d.add(i)).mul(F::from_value(V::load(a.add(i))));
                 dv.store(d.add(i));
                 i += V::LANES;
             }
             if i < n {
                 let dv = V::load_partial(d.add(i), n - i)
-                    .mul(sigmoid_prime(V::load_partial(a.add(i), n - i)));
+                    .mul(F::from_value(V::load_partial(a.add(i), n - i)));
                 dv.store_partial(d.add(i), n - i);
             }
         }
@@ -218,12 +434,13 @@ impl Kernel for OutputDelta<'_> {
                     let mut i = 0;
                     while i + V::LANES <= n {
                         let av = V::load(a.add(i));
-                        av.mul(sigmoid_prime(av)).store(d.add(i));
+                        av.mul(Sigmoid::from_value(av)).store(d.add(i));
                         i += V::LANES;
                     }
                     if i < n {
                         let av = V::load_partial(a.add(i), n - i);
-                        av.mul(sigmoid_prime(av)).store_partial(d.add(i), n - i);
+                        av.mul(Sigmoid::from_value(av))
+                            .store_partial(d.add(i), n - i);
                     }
                 }
             }
@@ -346,6 +563,8 @@ pub(crate) enum CostRule {
     CrossEntropy,
     /// `0.5 * ||a - y||^2`, from the activations `a`.
     Quadratic,
+    /// `-ln softmax(z)_y`, from the output layer's weighted inputs `z`.
+    LogLikelihood,
 }
 
 /// Per-row costs against one-hot targets, written to `row_costs`, and their sum.
@@ -404,6 +623,20 @@ impl Kernel for Cost<'_> {
                         sum += d * d;
                     }
                     sum *= 0.5;
+                }
+                CostRule::LogLikelihood => {
+                    // -ln(e^(z_y - m) / s) = ln(s) + (m - z_y), s = sum e^(z - m) >= 1: no
+                    // overflow, and no -ln(0) where the softmax output rounds to 0.
+                    // SAFETY: the ISA is the caller's contract; row r is row..row + cols of x
+                    // and label < cols.
+                    unsafe {
+                        let zr = x.add(row);
+                        let max = row_max::<V>(zr, cols);
+                        let s = exp_sum::<V>(zr, cols, max, std::ptr::null_mut());
+                        let ln_s = lanes(math::ln(V::splat(s)))[0];
+                        let z_y = *zr.add(label as usize);
+                        sum = f64::from(ln_s) + (f64::from(max) - f64::from(z_y));
+                    }
                 }
             }
             *out = sum;

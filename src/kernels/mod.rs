@@ -67,9 +67,87 @@ pub(crate) use sparse::SparseRows;
 use sparse::{SparseTimesDense, SparseUpdate};
 
 use generic::{
-    BiasSigmoid, ColumnSums, Cost, CostRule, DeltaRule, Exp, Kernel, Ln, Map, OutputDelta, SgdStep,
-    SigmoidPrimeMul,
+    BiasActivation, BiasSoftmax, ColumnSums, Cost, CostRule, DeltaRule, Exp, Kernel, Ln, Map,
+    OutputDelta, PrimeMul, Relu, SgdStep, Sigmoid, Tanh,
 };
+
+/// A layer's activation function `a = f(z)`.
+///
+/// Sigmoid, tanh and ReLU are element-wise and may be used on any layer; softmax normalizes
+/// each example's outputs to a probability distribution and belongs on the output layer,
+/// trained with the log-likelihood cost (the network checks these pairings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// `1 / (1 + e^-z)`, network2's only activation.
+    #[default]
+    Sigmoid,
+    /// `tanh z`, in `(-1, 1)`.
+    Tanh,
+    /// `max(z, 0)`; its derivative at 0 is taken as 0.
+    Relu,
+    /// `e^z_j / sum_k e^z_k` over each example's outputs.
+    Softmax,
+}
+
+impl Activation {
+    /// Every activation, in declaration order.
+    pub const ALL: [Activation; 4] = [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Relu,
+        Activation::Softmax,
+    ];
+
+    /// The name used by the `train` binary and in model files: `sigmoid`, `tanh`, `relu`,
+    /// `softmax`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Relu => "relu",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// Whether `f` acts on each unit on its own (all but softmax).
+    pub fn is_elementwise(self) -> bool {
+        self != Activation::Softmax
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+
+    /// One of the [`Activation::name`]s.
+    fn from_str(s: &str) -> Result<Activation> {
+        Activation::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| Error::BadOption {
+                option: "activation",
+                problem: format!(
+                    "{s:?} is not an activation: expected sigmoid, tanh, relu or softmax"
+                ),
+            })
+    }
+}
+
+/// The error for asking softmax for an element-wise derivative.
+fn softmax_not_elementwise(op: &str) -> Error {
+    Error::BadOption {
+        option: "activation",
+        problem: format!(
+            "{op}: softmax has no element-wise derivative; it is an output layer trained with \
+             the log-likelihood cost, whose output error is a - y"
+        ),
+    }
+}
 
 /// The fused kernels of one instruction set.
 ///
@@ -198,7 +276,105 @@ impl Kernels {
                 c_cols: a.len(),
             });
         }
-        self.run(BiasSigmoid { z, a, bias });
+        self.run(BiasActivation::<Sigmoid> {
+            z,
+            a,
+            bias,
+            f: PhantomData,
+        });
+        Ok(())
+    }
+
+    /// Forward step of a layer with activation `f` over a mini-batch, in one pass:
+    /// `z[r][c] += bias[c]`, then `a = f(z)`, writing both ([`Kernels::bias_sigmoid`] for
+    /// the sigmoid).
+    ///
+    /// * tanh: a polynomial below `|z| = 0.4`, `(1 - e^(-2|z|)) / (1 + e^(-2|z|))` above,
+    ///   within a few ulp of the exact value everywhere, exactly `±1` from `|z| = 9` or so.
+    /// * ReLU: `max(z, 0)`, exact; `-0.0` stays `-0.0`.
+    /// * softmax, row by row: `e^(z - max) / sum(e^(z - max))`, the maximum of the row
+    ///   subtracted first so that no exponential overflows; each row sums to 1 within a few
+    ///   ulp.
+    ///
+    /// NaN propagates (through the whole row for softmax).
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::bias_sigmoid`].
+    pub fn bias_activation(
+        &self,
+        f: Activation,
+        z: &mut [f32],
+        a: &mut [f32],
+        bias: &[f32],
+    ) -> Result<()> {
+        let cols = bias.len();
+        if !z.len().is_multiple_of(cols) || a.len() != z.len() {
+            return Err(Error::ShapeMismatch {
+                op: "Kernels::bias_activation (A = z, B = bias, C = a)",
+                a_rows: 1,
+                a_cols: z.len(),
+                b_rows: 1,
+                b_cols: cols,
+                c_rows: 1,
+                c_cols: a.len(),
+            });
+        }
+        match f {
+            Activation::Sigmoid => self.run(BiasActivation::<Sigmoid> {
+                z,
+                a,
+                bias,
+                f: PhantomData,
+            }),
+            Activation::Tanh => self.run(BiasActivation::<Tanh> {
+                z,
+                a,
+                bias,
+                f: PhantomData,
+            }),
+            Activation::Relu => self.run(BiasActivation::<Relu> {
+                z,
+                a,
+                bias,
+                f: PhantomData,
+            }),
+            Activation::Softmax => self.run(BiasSoftmax { z, a, bias }),
+        }
+        Ok(())
+    }
+
+    /// Backward step through a layer with element-wise activation `f`:
+    /// `delta[i] *= f'(z[i])`, the derivative taken from the activation's value `a = f(z)`:
+    /// `a (1 - a)` (sigmoid), `(1 - a) (1 + a)` (tanh), `1` where `a > 0` else `0` (ReLU).
+    ///
+    /// Bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] if the lengths differ; [`Error::BadOption`] for softmax,
+    /// which has no element-wise derivative.
+    pub fn activation_prime_mul(&self, f: Activation, delta: &mut [f32], a: &[f32]) -> Result<()> {
+        let op = "Kernels::activation_prime_mul";
+        check_same(op, a.len(), delta.len())?;
+        match f {
+            Activation::Sigmoid => self.run(PrimeMul::<Sigmoid> {
+                delta,
+                a,
+                f: PhantomData,
+            }),
+            Activation::Tanh => self.run(PrimeMul::<Tanh> {
+                delta,
+                a,
+                f: PhantomData,
+            }),
+            Activation::Relu => self.run(PrimeMul::<Relu> {
+                delta,
+                a,
+                f: PhantomData,
+            }),
+            Activation::Softmax => return Err(softmax_not_elementwise(op)),
+        }
         Ok(())
     }
 
@@ -212,7 +388,11 @@ impl Kernels {
     /// [`Error::ShapeMismatch`] if the lengths differ.
     pub fn sigmoid_prime_mul(&self, delta: &mut [f32], a: &[f32]) -> Result<()> {
         check_same("Kernels::sigmoid_prime_mul", a.len(), delta.len())?;
-        self.run(SigmoidPrimeMul { delta, a });
+        self.run(PrimeMul::<Sigmoid> {
+            delta,
+            a,
+            f: PhantomData,
+        });
         Ok(())
     }
 
@@ -258,6 +438,67 @@ impl Kernels {
             delta,
         });
         Ok(())
+    }
+
+    /// The output-layer error of the quadratic cost with element-wise output activation `f`:
+    /// `delta = (a - y) * f'(z)`, `f'` taken from `a` as in [`Kernels::activation_prime_mul`]
+    /// ([`Kernels::quadratic_delta`] for the sigmoid).
+    ///
+    /// Bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::cross_entropy_delta`]; [`Error::BadOption`] for softmax.
+    pub fn quadratic_delta_with(
+        &self,
+        f: Activation,
+        a: &[f32],
+        labels: &[u8],
+        delta: &mut [f32],
+    ) -> Result<()> {
+        let op = "Kernels::quadratic_delta_with";
+        match f {
+            Activation::Sigmoid => self.quadratic_delta(a, labels, delta),
+            Activation::Softmax => Err(softmax_not_elementwise(op)),
+            Activation::Tanh | Activation::Relu => {
+                // a - y, then times f'(a): the same two roundings as a fused pass.
+                self.cross_entropy_delta(a, labels, delta)?;
+                self.activation_prime_mul(f, delta, a)
+            }
+        }
+    }
+
+    /// The log-likelihood cost of a softmax output layer for each example of a batch, from
+    /// its weighted inputs `z` (`labels.len() x cols`, labels as in
+    /// [`Kernels::cross_entropy_delta`]): `row_costs[r] = -ln softmax(z_r)[labels[r]]`.
+    /// Returns the sum of `row_costs`.
+    ///
+    /// Computed as `ln(sum_j e^(z_j - m)) + (m - z_y)` with `m` the row's maximum, so it is
+    /// finite for every finite `z`, even where the softmax output itself rounds to 0 (a
+    /// confidently wrong example costs its logit gap rather than `-ln 0`). The sum and its
+    /// logarithm are f32 (a few ulp); the rest and the totals are f64. A NaN in a row makes
+    /// its cost NaN. (With softmax outputs the output error is `a - y`:
+    /// [`Kernels::cross_entropy_delta`].)
+    ///
+    /// # Errors
+    ///
+    /// As [`Kernels::cross_entropy_cost`].
+    pub fn log_likelihood_cost(
+        &self,
+        z: &[f32],
+        labels: &[u8],
+        row_costs: &mut [f64],
+    ) -> Result<f64> {
+        let op = "Kernels::log_likelihood_cost";
+        let cols = check_labeled(op, z.len(), labels, z.len())?;
+        check_rows(op, labels.len(), row_costs.len())?;
+        Ok(self.run(Cost {
+            rule: CostRule::LogLikelihood,
+            x: z,
+            labels,
+            cols,
+            row_costs,
+        }))
     }
 
     /// network2's `CrossEntropyCost.fn` for each example of a batch, from the output layer's

@@ -42,6 +42,91 @@ pub fn bias_sigmoid(z: &mut [f32], a: &mut [f32], bias: &[f32]) {
     }
 }
 
+/// `tanh z` in f64, rounded to f32.
+pub fn tanh(z: f32) -> f32 {
+    f64::from(z).tanh() as f32
+}
+
+/// `max(z, 0)`, keeping NaN and `-0.0`.
+pub fn relu(z: f32) -> f32 {
+    if z < 0.0 { 0.0 } else { z }
+}
+
+/// `z[r][c] += bias[c]` (one f32 addition), then `a = f(z)` with `f` the named activation:
+/// `"sigmoid"`, `"tanh"`, `"relu"` (element-wise, f64 where transcendental) or `"softmax"`
+/// (each row's `e^z / sum e^z` in f64 with the row's maximum subtracted, rounded once).
+pub fn bias_activation(f: &str, z: &mut [f32], a: &mut [f32], bias: &[f32]) {
+    assert_eq!(z.len(), a.len());
+    if bias.is_empty() {
+        assert!(z.is_empty());
+        return;
+    }
+    let cols = bias.len();
+    assert_eq!(z.len() % cols, 0);
+    for (i, z) in z.iter_mut().enumerate() {
+        *z += bias[i % cols];
+    }
+    match f {
+        "sigmoid" => z
+            .iter()
+            .zip(a.iter_mut())
+            .for_each(|(&z, a)| *a = sigmoid(z)),
+        "tanh" => z.iter().zip(a.iter_mut()).for_each(|(&z, a)| *a = tanh(z)),
+        "relu" => z.iter().zip(a.iter_mut()).for_each(|(&z, a)| *a = relu(z)),
+        "softmax" => {
+            for (zr, ar) in z.chunks_exact(cols).zip(a.chunks_exact_mut(cols)) {
+                let max = zr
+                    .iter()
+                    .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+                let sum: f64 = zr.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+                for (a, &v) in ar.iter_mut().zip(zr) {
+                    *a = ((f64::from(v) - max).exp() / sum) as f32;
+                }
+            }
+        }
+        other => panic!("unknown activation {other:?}"),
+    }
+}
+
+/// `delta *= f'(a)` from the activation's value: `a * (1 - a)` (`"sigmoid"`),
+/// `(1 - a) * (1 + a)` (`"tanh"`), `1` if `a > 0` else `0` (`"relu"`), in the vector
+/// kernels' f32 operations.
+pub fn activation_prime_mul(f: &str, delta: &mut [f32], a: &[f32]) {
+    assert_eq!(delta.len(), a.len());
+    for (d, &a) in delta.iter_mut().zip(a) {
+        *d *= match f {
+            "sigmoid" => a * (1.0 - a),
+            "tanh" => (1.0 - a) * (1.0 + a),
+            "relu" => {
+                if a > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            other => panic!("no element-wise derivative for {other:?}"),
+        };
+    }
+}
+
+/// Per-row `-ln softmax(z)[label]` in f64 (`ln sum e^(z - max) + max - z_y`), written to
+/// `row_costs`; returns their sum.
+pub fn log_likelihood_cost(z: &[f32], labels: &[u8], row_costs: &mut [f64]) -> f64 {
+    assert_eq!(labels.len(), row_costs.len());
+    let cols = columns(z.len(), labels);
+    let mut total = 0.0;
+    for (r, out) in row_costs.iter_mut().enumerate() {
+        let row = &z[r * cols..(r + 1) * cols];
+        let max = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        let sum: f64 = row.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+        *out = sum.ln() + (max - f64::from(row[usize::from(labels[r])]));
+        total += *out;
+    }
+    total
+}
+
 /// `delta *= a * (1 - a)`.
 pub fn sigmoid_prime_mul(delta: &mut [f32], a: &[f32]) {
     assert_eq!(delta.len(), a.len());

@@ -97,6 +97,130 @@ fn miri_every_kernel_every_isa_small() {
 }
 
 #[test]
+fn miri_activations_every_isa_small() {
+    for k in all() {
+        let isa = k.isa();
+        for cols in [1usize, 3, 10, 17] {
+            for rows in [0usize, 1, 3] {
+                let n = rows * cols;
+                let bias = values(cols, 5, 2.0);
+                let z0 = values(n, 3, 12.0);
+                let labels: Vec<u8> = (0..rows).map(|r| ((r * 5) % cols) as u8).collect();
+                for f in Activation::ALL {
+                    let (mut z, mut a) = (z0.clone(), vec![f32::NAN; n]);
+                    k.bias_activation(f, &mut z, &mut a, &bias).unwrap();
+                    let (mut zr, mut ar) = (z0.clone(), vec![0.0; n]);
+                    reference::bias_activation(f.name(), &mut zr, &mut ar, &bias);
+                    assert_eq!(z, zr, "{isa} {f} z");
+                    for (g, w) in a.iter().zip(&ar) {
+                        assert!(
+                            close(*g, *w, 4e-6) || (g - w).abs() <= 1e-7,
+                            "{isa} {f}: {g} vs {w}"
+                        );
+                    }
+                    if f == Activation::Softmax {
+                        for row in a.chunks_exact(cols) {
+                            let sum: f32 = row.iter().sum();
+                            assert!((sum - 1.0).abs() <= 1e-5, "{isa} softmax sums to {sum}");
+                        }
+                        let (mut rc, mut rcr) = (vec![f64::NAN; rows], vec![0.0; rows]);
+                        let total = k.log_likelihood_cost(&z, &labels, &mut rc).unwrap();
+                        let total_r = reference::log_likelihood_cost(&z, &labels, &mut rcr);
+                        for (g, w) in rc.iter().zip(&rcr) {
+                            assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-6, "{isa} ll {g} {w}");
+                        }
+                        assert!((total - total_r).abs() <= 1e-5 * total_r.abs() + 1e-5);
+                        let mut d = vec![0.0; n];
+                        let err = k.activation_prime_mul(f, &mut d, &a).unwrap_err();
+                        assert!(err.to_string().contains("softmax"), "{err}");
+                        continue;
+                    }
+                    let d0 = values(n, 9, 1.5);
+                    let (mut d, mut dr) = (d0.clone(), d0.clone());
+                    k.activation_prime_mul(f, &mut d, &a).unwrap();
+                    reference::activation_prime_mul(f.name(), &mut dr, &a);
+                    assert_eq!(d, dr, "{isa} {f}'");
+
+                    let mut dq = vec![f32::NAN; n];
+                    k.quadratic_delta_with(f, &a, &labels, &mut dq).unwrap();
+                    let mut dqr = vec![0.0; n];
+                    reference::cross_entropy_delta(&a, &labels, &mut dqr);
+                    reference::activation_prime_mul(f.name(), &mut dqr, &a);
+                    assert_eq!(dq, dqr, "{isa} {f} quadratic delta");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn miri_activations_special_values() {
+    for k in all() {
+        let isa = k.isa();
+        let z0 = [
+            0.0f32,
+            -0.0,
+            1e-30,
+            -1e-30,
+            0.39,
+            0.41,
+            -0.41,
+            9.5,
+            -9.5,
+            100.0,
+            -100.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        let (mut z, mut a) = (z0.to_vec(), vec![0.0; z0.len()]);
+        k.bias_activation(Activation::Tanh, &mut z, &mut a, &[0.0])
+            .unwrap();
+        // (-0.0 + a bias of 0.0 is +0.0.)
+        assert_eq!(&a[..2], &[0.0, 0.0], "{isa} tanh(0)");
+        assert_eq!(a[2], 1e-30, "{isa} tanh keeps tiny values");
+        assert_eq!(a[3], -1e-30);
+        for i in 4..7 {
+            assert!(
+                close(a[i], reference::tanh(z0[i]), 3e-7),
+                "{isa} tanh({})",
+                z0[i]
+            );
+        }
+        assert_eq!(
+            &a[7..13],
+            &[1.0, -1.0, 1.0, -1.0, 1.0, -1.0],
+            "{isa} tanh saturates"
+        );
+        assert!(a[13].is_nan(), "{isa} tanh(NaN)");
+
+        let (mut z, mut a) = (z0.to_vec(), vec![0.0; z0.len()]);
+        k.bias_activation(Activation::Relu, &mut z, &mut a, &[0.0])
+            .unwrap();
+        assert_eq!(&a[..4], &[0.0, 0.0, 1e-30, 0.0], "{isa} relu");
+        assert_eq!(a[10], 0.0);
+        assert_eq!(a[11], f32::INFINITY);
+        assert_eq!(a[12], 0.0);
+        assert!(a[13].is_nan(), "{isa} relu(NaN)");
+
+        // Softmax of huge logits does not overflow; a NaN poisons its row only.
+        let mut z = vec![1000.0f32, 999.0, -1000.0, 0.0, f32::NAN, 1.0];
+        let mut a = vec![0.0; 6];
+        k.bias_activation(Activation::Softmax, &mut z, &mut a, &[0.0, 0.0, 0.0])
+            .unwrap();
+        let e = (-1.0f64).exp();
+        assert!(close(a[0], (1.0 / (1.0 + e)) as f32, 1e-6), "{isa} {a:?}");
+        assert!(close(a[1], (e / (1.0 + e)) as f32, 1e-6), "{isa} {a:?}");
+        assert_eq!(a[2], 0.0);
+        assert!(a[3..].iter().all(|v| v.is_nan()), "{isa} {a:?}");
+        // A confidently wrong example costs its logit gap, not -ln(0) = inf.
+        let mut rc = [0.0f64];
+        let c = k.log_likelihood_cost(&[0.0, 200.0], &[0], &mut rc).unwrap();
+        assert!((c - 200.0).abs() < 1e-4, "{isa} {c}");
+    }
+}
+
+#[test]
 fn miri_exp_ln_special_values() {
     let x = [
         0.0,

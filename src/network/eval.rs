@@ -72,6 +72,9 @@ impl Network {
                         Cost::CrossEntropy => {
                             kernels.cross_entropy_cost(forward.output_z(rows), labels, costs)?
                         }
+                        Cost::LogLikelihood => {
+                            kernels.log_likelihood_cost(forward.output_z(rows), labels, costs)?
+                        }
                         Cost::Quadratic => kernels.quadratic_cost(
                             forward.activation(self.layers(), rows),
                             labels,

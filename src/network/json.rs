@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Cost, Network};
+use super::{Activation, Cost, Network};
 use crate::error::{Error, Result};
 
 /// The file as network2 writes it, borrowed from a [`Network`].
@@ -23,15 +23,21 @@ struct Network2Out<'a> {
     weights: Vec<Vec<&'a [f32]>>,
     biases: Vec<Vec<[f32; 1]>>,
     cost: &'static str,
+    /// Written only when some layer is not sigmoid, so that a network2 network's file is
+    /// exactly network2's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    activations: Option<Vec<&'static str>>,
 }
 
-/// The file as read. Keys other than these four are ignored, as network2's `load` does.
+/// The file as read. Keys other than these five are ignored, as network2's `load` does.
 #[derive(Deserialize)]
 struct Network2In {
     sizes: Vec<usize>,
     weights: Vec<Vec<Vec<f64>>>,
     biases: Vec<Vec<Vec<f64>>>,
     cost: String,
+    /// One name per layer after the inputs; absent in network2's files (all sigmoid).
+    activations: Option<Vec<String>>,
 }
 
 /// Python's `json.dump` style: `", "` between items, `": "` after keys, no newlines.
@@ -71,6 +77,11 @@ fn item_separator<W: ?Sized + Write>(writer: &mut W, first: bool) -> io::Result<
 impl Network {
     /// The network in network2's JSON format.
     ///
+    /// A network with other activations than the sigmoid, or with the log-likelihood cost,
+    /// adds the key `"activations"` (one name per layer after the inputs, e.g. `["relu",
+    /// "softmax"]`) and writes the cost as `"LogLikelihoodCost"`; this crate reads them back,
+    /// network2.py cannot (it has neither).
+    ///
     /// Each `f32` is written as the shortest decimal that reads back as the same `f32`
     /// (network2, reading it as a float64, gets a value within half an f32 ulp of it), so a
     /// save/load round trip here is exact.
@@ -92,6 +103,8 @@ impl Network {
                 .map(|b| b.iter().map(|&v| [v]).collect())
                 .collect(),
             cost: self.cost.network2_name(),
+            activations: (!self.is_all_sigmoid())
+                .then(|| self.activations.iter().map(|a| a.name()).collect()),
         };
         let mut bytes = Vec::with_capacity(16 * self.weights.iter().map(Vec::len).sum::<usize>());
         let mut ser = serde_json::Serializer::with_formatter(&mut bytes, PythonStyle);
@@ -155,12 +168,31 @@ fn parse(json: &str) -> std::result::Result<Network, String> {
         serde_json::from_str(json).map_err(|e| format!("malformed network2 JSON: {e}"))?;
     let cost = Cost::from_network2_name(&file.cost).ok_or_else(|| {
         format!(
-            "unknown cost {:?}: network2 knows CrossEntropyCost and QuadraticCost",
+            "unknown cost {:?}: expected CrossEntropyCost, QuadraticCost or LogLikelihoodCost",
             file.cost
         )
     })?;
     super::check_sizes(&file.sizes).map_err(|p| format!("sizes {:?}: {p}", file.sizes))?;
     let layers = file.sizes.len() - 1;
+    let activations = match &file.activations {
+        None => vec![Activation::Sigmoid; layers],
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(l, name)| {
+                Activation::ALL
+                    .into_iter()
+                    .find(|a| a.name() == name)
+                    .ok_or_else(|| {
+                        format!(
+                            "activations[{l}] is {name:?}: expected sigmoid, tanh, relu or softmax"
+                        )
+                    })
+            })
+            .collect::<std::result::Result<_, _>>()?,
+    };
+    super::check_activations(layers, &activations).map_err(|p| format!("activations: {p}"))?;
+    super::check_pairing(&activations, cost).map_err(|p| format!("cost {:?}: {p}", file.cost))?;
     for (key, count) in [
         ("weights", file.weights.len()),
         ("biases", file.biases.len()),
@@ -225,6 +257,7 @@ fn parse(json: &str) -> std::result::Result<Network, String> {
     }
     Ok(Network {
         sizes: file.sizes,
+        activations,
         weights,
         biases,
         cost,

@@ -52,6 +52,7 @@ use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 use crate::gemm::{Gemm, Parallelism};
+pub use crate::kernels::Activation;
 use crate::kernels::{Kernels, SparseRows};
 use crate::matrix::{MatMut, MatRef};
 
@@ -61,22 +62,29 @@ pub use train::{
     Accuracy, EpochReport, Monitor, Observer, SgdConfig, Trainer, TrainingSummary, sgd,
 };
 
-/// network2's two costs for sigmoid output layers.
+/// The costs: network2's two, and the log-likelihood of a softmax output layer (the book's
+/// chapter 3, and network3.py).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Cost {
     /// `CrossEntropyCost`: `C = -sum(y ln a + (1 - y) ln(1 - a))`, output error `a - y`.
+    /// Needs a sigmoid output layer.
     CrossEntropy,
-    /// `QuadraticCost`: `C = ||a - y||^2 / 2`, output error `(a - y) sigmoid'(z)`.
+    /// `QuadraticCost`: `C = ||a - y||^2 / 2`, output error `(a - y) f'(z)`. Any element-wise
+    /// output activation.
     Quadratic,
+    /// `C = -ln a_y`, output error `a - y`. Needs a softmax output layer (and a softmax
+    /// output layer needs it).
+    LogLikelihood,
 }
 
 impl Cost {
-    /// The class name network2 writes in its JSON files: `"CrossEntropyCost"` or
-    /// `"QuadraticCost"`.
+    /// The class name written in JSON model files: network2's `"CrossEntropyCost"` and
+    /// `"QuadraticCost"`, and `"LogLikelihoodCost"` (which network2 cannot load).
     pub fn network2_name(self) -> &'static str {
         match self {
             Cost::CrossEntropy => "CrossEntropyCost",
             Cost::Quadratic => "QuadraticCost",
+            Cost::LogLikelihood => "LogLikelihoodCost",
         }
     }
 
@@ -85,6 +93,7 @@ impl Cost {
         match name {
             "CrossEntropyCost" => Some(Cost::CrossEntropy),
             "QuadraticCost" => Some(Cost::Quadratic),
+            "LogLikelihoodCost" => Some(Cost::LogLikelihood),
             _ => None,
         }
     }
@@ -95,6 +104,7 @@ impl fmt::Display for Cost {
         f.write_str(match self {
             Cost::CrossEntropy => "cross-entropy",
             Cost::Quadratic => "quadratic",
+            Cost::LogLikelihood => "log-likelihood",
         })
     }
 }
@@ -102,15 +112,18 @@ impl fmt::Display for Cost {
 impl FromStr for Cost {
     type Err = Error;
 
-    /// `cross-entropy` or `quadratic` (as the `train` binary spells them), or network2's
-    /// class names.
+    /// `cross-entropy`, `quadratic` or `log-likelihood` (as the `train` binary spells them),
+    /// or the class names of [`Cost::network2_name`].
     fn from_str(s: &str) -> Result<Cost> {
         match s {
             "cross-entropy" => Ok(Cost::CrossEntropy),
             "quadratic" => Ok(Cost::Quadratic),
+            "log-likelihood" => Ok(Cost::LogLikelihood),
             _ => Cost::from_network2_name(s).ok_or_else(|| Error::BadOption {
                 option: "cost",
-                problem: format!("{s:?} is not a cost: expected cross-entropy or quadratic"),
+                problem: format!(
+                    "{s:?} is not a cost: expected cross-entropy, quadratic or log-likelihood"
+                ),
             }),
         }
     }
@@ -143,10 +156,13 @@ impl FromStr for Init {
     }
 }
 
-/// A fully connected network of sigmoid neurons, as network2.py's `Network`.
+/// A fully connected network, as network2.py's `Network`: sigmoid neurons by default, or
+/// any [`Activation`] per layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     sizes: Vec<usize>,
+    /// `activations[l]`: the activation of layer `l + 1` (the output of weights `l`).
+    activations: Vec<Activation>,
     /// `weights[l]`: `W_l^T`, `sizes[l] x sizes[l+1]` row-major (`W_l` column-major).
     weights: Vec<Vec<f32>>,
     /// `biases[l]`: `sizes[l+1]`.
@@ -165,10 +181,70 @@ impl Network {
     ///
     /// # Errors
     ///
-    /// [`Error::BadOption`] (option `sizes`) for fewer than 2 layers or a layer of 0 neurons.
+    /// [`Error::BadOption`] (option `sizes`) for fewer than 2 layers or a layer of 0 neurons;
+    /// (option `cost`) for [`Cost::LogLikelihood`], which needs a softmax output layer (see
+    /// [`Network::with_activations`]).
     pub fn new(sizes: &[usize], cost: Cost, init: Init, seed: u64) -> Result<Network> {
+        let layers = sizes.len().saturating_sub(1);
+        Network::with_activations(sizes, &vec![Activation::Sigmoid; layers], cost, init, seed)
+    }
+
+    /// As [`Network::new`], with `activations[l]` the activation of layer `l + 1` (one per
+    /// weight layer). Every hidden layer takes an element-wise activation (sigmoid, tanh,
+    /// ReLU); the output layer may also be softmax, which goes with [`Cost::LogLikelihood`]
+    /// and only with it. [`Cost::CrossEntropy`] needs a sigmoid output (its `ln(1 - a)`), and
+    /// [`Cost::Quadratic`] an element-wise one.
+    ///
+    /// The weights are drawn exactly as by [`Network::new`] for the same seed, whatever the
+    /// activations.
+    ///
+    /// ```
+    /// use simdnet::network::{Activation, Cost, Init, Network};
+    ///
+    /// let net = Network::with_activations(
+    ///     &[784, 100, 10],
+    ///     &[Activation::Relu, Activation::Softmax],
+    ///     Cost::LogLikelihood,
+    ///     Init::Default,
+    ///     7,
+    /// )?;
+    /// let out = net.feedforward(&vec![0.5; 784])?;
+    /// assert!((out.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    ///
+    /// // A softmax output without the log-likelihood cost is refused.
+    /// let err = Network::with_activations(
+    ///     &[784, 10],
+    ///     &[Activation::Softmax],
+    ///     Cost::CrossEntropy,
+    ///     Init::Default,
+    ///     7,
+    /// );
+    /// assert!(err.is_err());
+    /// # Ok::<(), simdnet::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`]: option `sizes` as in [`Network::new`]; option `activations`
+    /// for the wrong number of activations or a softmax hidden layer; option `cost` for a
+    /// cost that does not go with the output activation.
+    pub fn with_activations(
+        sizes: &[usize],
+        activations: &[Activation],
+        cost: Cost,
+        init: Init,
+        seed: u64,
+    ) -> Result<Network> {
         check_sizes(sizes).map_err(|problem| Error::BadOption {
             option: "sizes",
+            problem,
+        })?;
+        check_activations(sizes.len() - 1, activations).map_err(|problem| Error::BadOption {
+            option: "activations",
+            problem,
+        })?;
+        check_pairing(activations, cost).map_err(|problem| Error::BadOption {
+            option: "cost",
             problem,
         })?;
         let mut normal = rng::Normal::new(seed);
@@ -189,28 +265,54 @@ impl Network {
         }
         Ok(Network {
             sizes: sizes.to_vec(),
+            activations: activations.to_vec(),
             weights,
             biases,
             cost,
         })
     }
 
-    /// A network from its parts: `weights[l]` row-major `sizes[l+1] x sizes[l]`, `biases[l]`
-    /// of length `sizes[l+1]`.
+    /// A sigmoid network from its parts: `weights[l]` row-major `sizes[l+1] x sizes[l]`,
+    /// `biases[l]` of length `sizes[l+1]`.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidNetwork`] if the sizes are invalid (as in [`Network::new`]), the
-    /// number or the shape of the weights or biases disagrees with them, or a value is not
-    /// finite.
+    /// number or the shape of the weights or biases disagrees with them, a value is not
+    /// finite, or the cost needs another output activation.
     pub fn from_parts(
         sizes: Vec<usize>,
         weights: Vec<Vec<f32>>,
         biases: Vec<Vec<f32>>,
         cost: Cost,
     ) -> Result<Network> {
+        let layers = sizes.len().saturating_sub(1);
+        Network::from_parts_with_activations(
+            sizes,
+            vec![Activation::Sigmoid; layers],
+            weights,
+            biases,
+            cost,
+        )
+    }
+
+    /// As [`Network::from_parts`], with one activation per weight layer (as
+    /// [`Network::with_activations`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Network::from_parts`], and [`Error::InvalidNetwork`] for activations that
+    /// [`Network::with_activations`] would refuse.
+    pub fn from_parts_with_activations(
+        sizes: Vec<usize>,
+        activations: Vec<Activation>,
+        weights: Vec<Vec<f32>>,
+        biases: Vec<Vec<f32>>,
+        cost: Cost,
+    ) -> Result<Network> {
         let mut net = Network {
             sizes,
+            activations,
             weights,
             biases,
             cost,
@@ -251,10 +353,13 @@ impl Network {
         Ok(())
     }
 
-    /// Checks the sizes and the number and lengths of the weight and bias arrays.
+    /// Checks the sizes, the activations and cost, and the number and lengths of the weight
+    /// and bias arrays.
     fn check_lengths(&self) -> std::result::Result<(), String> {
         check_sizes(&self.sizes)?;
         let layers = self.sizes.len() - 1;
+        check_activations(layers, &self.activations)?;
+        check_pairing(&self.activations, self.cost)?;
         for (what, count) in [("weight", self.weights.len()), ("bias", self.biases.len())] {
             if count != layers {
                 return Err(format!(
@@ -308,8 +413,34 @@ impl Network {
     }
 
     /// Sets the cost (a loaded network may be trained further with another cost).
-    pub fn set_cost(&mut self, cost: Cost) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] (option `cost`), leaving the network unchanged, if the cost does
+    /// not go with the output activation (see [`Network::with_activations`]).
+    pub fn set_cost(&mut self, cost: Cost) -> Result<()> {
+        check_pairing(&self.activations, cost).map_err(|problem| Error::BadOption {
+            option: "cost",
+            problem,
+        })?;
         self.cost = cost;
+        Ok(())
+    }
+
+    /// The activation of each layer after the inputs (`activations()[l]` follows weights
+    /// `l`).
+    pub fn activations(&self) -> &[Activation] {
+        &self.activations
+    }
+
+    /// The output layer's activation.
+    pub fn output_activation(&self) -> Activation {
+        self.activations[self.activations.len() - 1]
+    }
+
+    /// Whether every layer is sigmoid, as in network2.
+    pub fn is_all_sigmoid(&self) -> bool {
+        self.activations.iter().all(|&a| a == Activation::Sigmoid)
     }
 
     /// Layer `l`'s weights `W`, a `sizes[l+1] x sizes[l]` view (element `(j, k)`: from input
@@ -468,6 +599,50 @@ pub(crate) fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     dst
 }
 
+/// Checks that there is one activation per weight layer and softmax only on the output.
+fn check_activations(layers: usize, activations: &[Activation]) -> std::result::Result<(), String> {
+    if activations.len() != layers {
+        return Err(format!(
+            "a network of {} layers needs {layers} activations (one per layer after the \
+             inputs), got {}",
+            layers + 1,
+            activations.len()
+        ));
+    }
+    if let Some(l) = activations[..layers.saturating_sub(1)]
+        .iter()
+        .position(|&a| a == Activation::Softmax)
+    {
+        return Err(format!(
+            "layer {} is hidden: softmax is only for the output layer (use sigmoid, tanh or relu)",
+            l + 1
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the cost suits the output activation.
+fn check_pairing(activations: &[Activation], cost: Cost) -> std::result::Result<(), String> {
+    let Some(&output) = activations.last() else {
+        return Ok(());
+    };
+    match (cost, output) {
+        (Cost::LogLikelihood, Activation::Softmax)
+        | (Cost::CrossEntropy, Activation::Sigmoid)
+        | (Cost::Quadratic, Activation::Sigmoid | Activation::Tanh | Activation::Relu) => Ok(()),
+        (Cost::LogLikelihood, other) => Err(format!(
+            "the log-likelihood cost needs a softmax output layer, not {other}"
+        )),
+        (_, Activation::Softmax) => Err(format!(
+            "a softmax output layer goes with the log-likelihood cost, not {cost}"
+        )),
+        (Cost::CrossEntropy, other) => Err(format!(
+            "the cross-entropy cost needs a sigmoid output layer (its ln(1 - a) is undefined \
+             for {other} outputs); use the quadratic cost, or softmax with log-likelihood"
+        )),
+    }
+}
+
 /// Checks a list of layer sizes; the problem as text.
 fn check_sizes(sizes: &[usize]) -> std::result::Result<(), String> {
     if sizes.len() < 2 {
@@ -602,7 +777,7 @@ impl Forward {
                     MatMut::from_row_major(z, rows, n_out)?,
                 )?;
             }
-            kernels.bias_sigmoid(z, a_out, &net.biases[l])?;
+            kernels.bias_activation(net.activations[l], z, a_out, &net.biases[l])?;
         }
         Ok(())
     }

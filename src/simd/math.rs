@@ -248,3 +248,66 @@ pub(crate) unsafe fn sigmoid<V: Vector>(z: V) -> V {
         V::select(negative, e, one).div(one.add(e))
     }
 }
+
+/// Below this `|z|`, [`tanh`] uses its odd Taylor polynomial; from it, `(1 - t) / (1 + t)`
+/// with `t = e^(-2|z|)`. At 0.4 the polynomial's first omitted term is 4e-9 of the result,
+/// and `1 - t` (`t <= 0.45`) no longer cancels: both sides stay within a few ulp.
+const TANH_POLY_BELOW: f32 = 0.4;
+
+/// The odd Taylor coefficients of `tanh` through `z^13`, highest first, for Horner's rule
+/// in `z^2`.
+const TANH_POLY: [f32; 7] = [
+    21_844.0 / 6_081_075.0,
+    -1_382.0 / 155_925.0,
+    62.0 / 2_835.0,
+    -17.0 / 315.0,
+    2.0 / 15.0,
+    -1.0 / 3.0,
+    1.0,
+];
+
+/// The hyperbolic tangent, lane by lane.
+///
+/// A polynomial near 0 (where `1 - e^(-2|z|)` would cancel and lose the relative accuracy
+/// of small results), `(1 - t) / (1 + t)` with `t = e^(-2|z|)` elsewhere, the sign restored
+/// afterwards: `exp` never overflows, the result is exactly `±1` from `|z| = 9` or so, odd
+/// symmetry is exact, and NaN propagates.
+///
+/// # Safety
+///
+/// The vector type's features are available.
+#[inline(always)]
+pub(crate) unsafe fn tanh<V: Vector>(z: V) -> V {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let zero = V::zero();
+        let one = V::splat(1.0);
+        let negative = z.lt(zero);
+        let abs = V::select(negative, zero.sub(z), z);
+        let t = exp(abs.mul(V::splat(-2.0)));
+        let far = one.sub(t).div(one.add(t));
+        let far = V::select(negative, zero.sub(far), far);
+        let z2 = z.mul(z);
+        let mut p = V::splat(TANH_POLY[0]);
+        for c in &TANH_POLY[1..] {
+            p = p.mul_add(z2, V::splat(*c));
+        }
+        let near = p.mul(z);
+        V::select(abs.lt(V::splat(TANH_POLY_BELOW)), near, far)
+    }
+}
+
+/// `max(z, 0)` lane by lane, with compare + select so that NaN stays NaN on every ISA (the
+/// hardware `max` instructions disagree about NaN operands) and `-0.0` stays `-0.0`.
+///
+/// # Safety
+///
+/// The vector type's features are available.
+#[inline(always)]
+pub(crate) unsafe fn relu<V: Vector>(z: V) -> V {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let zero = V::zero();
+        V::select(z.lt(zero), zero, z)
+    }
+}
