@@ -27,7 +27,8 @@ use simdnet::data::download::{DownloadOptions, DownloadProgress, FileReport, Out
 use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
-    Accuracy, Cost, EpochReport, Init, Monitor, Network, Observer, SgdConfig, TrainingSummary, sgd,
+    Accuracy, Activation, Cost, EpochReport, Init, Monitor, Network, Observer, SgdConfig,
+    TrainingSummary, sgd,
 };
 use simdnet::{Error, Isa};
 
@@ -148,10 +149,36 @@ struct Cli {
         long,
         value_name = "COST",
         default_value = "cross-entropy",
-        value_parser = PossibleValuesParser::new(["cross-entropy", "quadratic"])
+        value_parser = PossibleValuesParser::new(["cross-entropy", "quadratic", "log-likelihood"])
             .try_map(|s: String| s.parse::<Cost>())
     )]
     cost: Cost,
+
+    /// Activation of the hidden layers of a new network
+    ///
+    /// With --load, the file's activations are used; giving this flag then must agree with
+    /// them.
+    #[arg(
+        long,
+        value_name = "ACT",
+        default_value = "sigmoid",
+        value_parser = PossibleValuesParser::new(["sigmoid", "tanh", "relu"])
+            .try_map(|s: String| s.parse::<Activation>())
+    )]
+    hidden_activation: Activation,
+
+    /// Activation of the output layer of a new network [default: softmax with
+    /// --cost log-likelihood, else sigmoid]
+    ///
+    /// softmax goes with --cost log-likelihood and only with it; cross-entropy needs sigmoid
+    /// outputs; quadratic takes sigmoid, tanh or relu. With --load, as --hidden-activation.
+    #[arg(
+        long,
+        value_name = "ACT",
+        value_parser = PossibleValuesParser::new(["sigmoid", "tanh", "relu", "softmax"])
+            .try_map(|s: String| s.parse::<Activation>())
+    )]
+    output_activation: Option<Activation>,
 
     /// Weight initializer of a new network (ignored with --load)
     ///
@@ -218,6 +245,17 @@ struct Cli {
     /// Visit the training data in file order every epoch instead of shuffling it
     #[arg(long)]
     no_shuffle: bool,
+
+    /// Read the data files into memory instead of memory-mapping them
+    ///
+    /// By default the IDX files are memory-mapped: nothing is copied, but the files must not
+    /// be modified or truncated while train runs (a file changed under the map changes the
+    /// data mid-run, and a truncated one kills the process with SIGBUS; replacing a file by
+    /// renaming a new one over it is safe). --no-mmap copies each file into memory once
+    /// (about 55 MB for MNIST) and has no such requirement: use it for data that something
+    /// else may rewrite, e.g. on a shared network file system. The results are the same.
+    #[arg(long)]
+    no_mmap: bool,
 
     /// Worker threads [default: $RAYON_NUM_THREADS if set, else one per CPU]
     ///
@@ -286,6 +324,15 @@ impl EvaluationSet {
             EvaluationSet::Validation => "validation",
         }
     }
+}
+
+/// Activations as `relu, relu, softmax`.
+fn join_activations(activations: &[Activation]) -> String {
+    activations
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Layer sizes, as parsed from `--sizes`.
@@ -368,6 +415,7 @@ struct Given {
     sizes: bool,
     cost: bool,
     init: bool,
+    hidden_activation: bool,
 }
 
 impl Given {
@@ -377,6 +425,7 @@ impl Given {
             sizes: given("sizes"),
             cost: given("cost"),
             init: given("init"),
+            hidden_activation: given("hidden_activation"),
         }
     }
 }
@@ -528,7 +577,11 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         &dir,
         &MnistOptions {
             validation_size: cli.validation_size,
-            load: LoadMode::Mmap,
+            load: if cli.no_mmap {
+                LoadMode::Read
+            } else {
+                LoadMode::Mmap
+            },
         },
     )
     .map_err(|err| missing_data(err, cli))?;
@@ -582,8 +635,33 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
                     join_sizes(net.sizes(), ",")
                 )));
             }
+            let hidden = &net.activations()[..net.layers() - 1];
+            if given.hidden_activation && hidden.iter().any(|&a| a != cli.hidden_activation) {
+                return Err(Failure::Usage(format!(
+                    "--hidden-activation {} disagrees with the network in {}, whose hidden \
+                     layers are {} (leave it out to use the file's)",
+                    cli.hidden_activation,
+                    path.display(),
+                    join_activations(hidden)
+                )));
+            }
+            if let Some(out) = cli.output_activation
+                && out != net.output_activation()
+            {
+                return Err(Failure::Usage(format!(
+                    "--output-activation {out} disagrees with the network in {}, whose output \
+                     layer is {} (leave it out to use the file's)",
+                    path.display(),
+                    net.output_activation()
+                )));
+            }
             if given.cost {
-                net.set_cost(cli.cost);
+                net.set_cost(cli.cost).map_err(|e| {
+                    Failure::Usage(format!(
+                        "--cost with the network in {}: {e}",
+                        path.display()
+                    ))
+                })?;
             }
             if given.init && !cli.quiet {
                 tell!(
@@ -598,7 +676,21 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
                 Init::Default => "default",
                 Init::Large => "large",
             };
-            let net = Network::new(&cli.sizes.0, cli.cost, cli.init, cli.seed)?;
+            let layers = cli.sizes.0.len().saturating_sub(1);
+            let mut activations = vec![cli.hidden_activation; layers];
+            if let Some(last) = activations.last_mut() {
+                *last = cli.output_activation.unwrap_or(match cli.cost {
+                    Cost::LogLikelihood => Activation::Softmax,
+                    _ => Activation::Sigmoid,
+                });
+            }
+            let net = Network::with_activations(
+                &cli.sizes.0,
+                &activations,
+                cli.cost,
+                cli.init,
+                cli.seed,
+            )?;
             (
                 net,
                 format!("new, {init} initialization, seed {}", cli.seed),
@@ -608,9 +700,9 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
 
     // The data must fit the network: the library's sgd checks this too, but only once the
     // outputs below are prepared.
-    check_fits(&net, training)?;
+    check_fits(&net, training, cli.load.as_deref())?;
     if !evaluation.is_empty() {
-        check_fits(&net, evaluation)?;
+        check_fits(&net, evaluation, cli.load.as_deref())?;
     }
 
     // The outputs, before any training time is spent.
@@ -659,25 +751,36 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         Ok(summary) => summary,
         Err(err @ Error::Diverged { .. }) => {
             let kept = match &cli.save {
-                Some(path) => format!(
-                    "; the network was not saved ({} is unchanged)",
-                    path.display()
-                ),
+                Some(path) => format!("; {}", not_saved(path)),
                 None => String::new(),
             };
-            return Err(Failure::Runtime(format!("{err}{kept}")));
+            return Err(Failure::Runtime(format!(
+                "{err}; --eta was {:?}{kept}",
+                config.eta
+            )));
         }
         Err(err) => return Err(err.into()),
     };
 
     if let Some(path) = &cli.save {
-        net.save(path)?;
+        net.save(path)
+            .map_err(|err| Failure::Runtime(format!("{err}; {}", not_saved(path))))?;
     }
     print_summary(cli, &summary, &config, &reporter, started);
     match reporter.metrics_error {
         Some(problem) => Err(Failure::Runtime(problem)),
         None => Ok(()),
     }
+}
+
+/// What became of the `--save` file when the network could not be saved.
+fn not_saved(path: &Path) -> String {
+    let state = if path.exists() {
+        "is unchanged"
+    } else {
+        "was not created"
+    };
+    format!("the network was not saved ({} {state})", path.display())
 }
 
 /// `train --download`: fetches what is missing of MNIST into `dir`, with a progress bar.
@@ -797,11 +900,19 @@ impl DownloadProgress for DownloadBar {
 }
 
 /// Checks that `data`'s images have as many pixels as `net` has inputs, and that its labels
-/// name output neurons.
-fn check_fits(net: &Network, data: &Dataset) -> Result<(), Failure> {
-    data.check_input_size(net.inputs())?;
-    data.check_labels(net.outputs())?;
-    Ok(())
+/// name output neurons; the error names the `--load` file the network came from, if any.
+fn check_fits(net: &Network, data: &Dataset, loaded: Option<&Path>) -> Result<(), Failure> {
+    let fits = data
+        .check_input_size(net.inputs())
+        .and_then(|()| data.check_labels(net.outputs()));
+    match (fits, loaded) {
+        (Ok(()), _) => Ok(()),
+        (Err(err), Some(path)) => Err(Failure::Usage(format!(
+            "{err} (the network was loaded from {})",
+            path.display()
+        ))),
+        (Err(err), None) => Err(err.into()),
+    }
 }
 
 /// Everything the header describes.
@@ -829,7 +940,15 @@ fn print_header(h: &Header<'_>) {
         h.threads,
         if h.threads == 1 { "" } else { "s" }
     );
-    say!("Data:        {}", h.dir.display());
+    say!(
+        "Data:        {}{}",
+        h.dir.display(),
+        if h.cli.no_mmap {
+            " (read into memory)"
+        } else {
+            ""
+        }
+    );
     say!(
         "Sets:        {} training, {} validation, {} test images of {}x{}; evaluating on {}",
         training.len(),
@@ -845,6 +964,9 @@ fn print_header(h: &Header<'_>) {
         h.origin
     );
     say!("Cost:        {}", h.net.cost());
+    if !h.net.is_all_sigmoid() {
+        say!("Activations: {}", join_activations(h.net.activations()));
+    }
     let shuffle = if config.shuffle {
         format!("shuffled (seed {})", config.seed)
     } else {

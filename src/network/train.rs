@@ -32,9 +32,11 @@ const TRAINER_MIN_PARALLEL_FLOPS: usize = 2_000_000;
 ///
 /// ```text
 /// forward, each layer l:  Z = A_l W_l^T          one GEMM (W_l read through transposed strides)
-///                         Z += b_l; A_l+1 = sigmoid(Z)   one fused pass
-/// output error:           D = a - y  (cross-entropy) or (a - y) a (1 - a) (quadratic)
-/// backward, l = L..1:     D_prev = (D W_l) * A_l (1 - A_l)   one GEMM + one fused pass (l > 1)
+///                         Z += b_l; A_l+1 = f_l(Z)   one fused pass (sigmoid in network2)
+/// output error:           D = a - y  (cross-entropy on sigmoid, log-likelihood on softmax)
+///                         or (a - y) f'(z) (quadratic)
+/// backward, l = L..1:     D_prev = (D W_l) * f'(Z_l-1)   one GEMM + one fused pass (l > 1),
+///                         f' taken from the activations: A (1 - A) for the sigmoid
 ///                         b_l -= (eta / m) colsum(D)
 ///                         W_l = (1 - eta lambda / n) W_l - (eta / m) D^T A_l   one GEMM
 /// ```
@@ -213,8 +215,14 @@ impl Trainer {
         let a_out = forward.activation(layers, rows);
         let delta_out = &mut current[..rows * out];
         match net.cost {
-            Cost::CrossEntropy => kernels.cross_entropy_delta(a_out, labels, delta_out)?,
-            Cost::Quadratic => kernels.quadratic_delta(a_out, labels, delta_out)?,
+            // a - y: cross-entropy on sigmoid outputs and log-likelihood on softmax outputs
+            // both cancel the activation's derivative.
+            Cost::CrossEntropy | Cost::LogLikelihood => {
+                kernels.cross_entropy_delta(a_out, labels, delta_out)?
+            }
+            Cost::Quadratic => {
+                kernels.quadratic_delta_with(net.output_activation(), a_out, labels, delta_out)?
+            }
         }
         for l in (0..layers).rev() {
             let (n_in, n_out) = (net.sizes[l], net.sizes[l + 1]);
@@ -231,7 +239,7 @@ impl Trainer {
                     0.0,
                     MatMut::from_row_major(delta_below, rows, n_in)?,
                 )?;
-                kernels.sigmoid_prime_mul(delta_below, a_in)?;
+                kernels.activation_prime_mul(net.activations[l - 1], delta_below, a_in)?;
             }
             let grad_b = &mut grad_b[..n_out];
             kernels.column_sums(delta, rows, n_out, grad_b)?;
@@ -567,7 +575,23 @@ fn sgd_on_pool(
         let seconds = started.elapsed().as_secs_f64();
         observer.progress(epoch, n, n);
         if let Some(what) = net.first_non_finite() {
-            return Err(Error::Diverged { epoch, what });
+            // Layer l + 1 (counted from 1, as the README does) holds weights[l] and biases[l].
+            let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+            let l = (0..net.layers())
+                .find(|&l| !finite(&net.weights[l]) || !finite(&net.biases[l]))
+                .unwrap_or(0);
+            return Err(Error::Diverged {
+                epoch,
+                layer: l + 1,
+                part: if finite(&net.weights[l]) {
+                    "bias vector"
+                } else {
+                    "weight matrix"
+                },
+                inputs: net.sizes[l],
+                neurons: net.sizes[l + 1],
+                what,
+            });
         }
 
         let mut report = EpochReport {
