@@ -216,14 +216,16 @@ fn parse(json: &str) -> std::result::Result<Network, String> {
                 l + 1
             ));
         }
+        if let Some((j, row)) = w.iter().enumerate().find(|(_, row)| row.len() != n_in) {
+            return Err(format!(
+                "weights[{l}][{j}] has {} values, but sizes[{l}] = {n_in}",
+                row.len()
+            ));
+        }
+        // Only once every row is known to hold n_in values, so that the file has them all:
+        // `sizes` alone (a few bytes) could otherwise ask for terabytes here.
         let mut flat = Vec::with_capacity(n_in * n_out);
         for (j, row) in w.iter().enumerate() {
-            if row.len() != n_in {
-                return Err(format!(
-                    "weights[{l}][{j}] has {} values, but sizes[{l}] = {n_in}",
-                    row.len()
-                ));
-            }
             for (k, &v) in row.iter().enumerate() {
                 flat.push(to_f32(v).ok_or_else(|| {
                     format!("weights[{l}][{j}][{k}] = {v} is not a finite f32 value")
@@ -268,4 +270,27 @@ fn parse(json: &str) -> std::result::Result<Network, String> {
 fn to_f32(v: f64) -> Option<f32> {
     let x = v as f32;
     x.is_finite().then_some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `model` fuzz target: `sizes` of 2^24 inputs and 2^15 outputs, with 2^15
+    /// empty rows of weights (100 KB of JSON), made the loader ask for 2^39 f32 (2 TB) before
+    /// it looked at a row, which aborts the process. The short row must be reported instead.
+    #[test]
+    fn huge_sizes_with_short_rows_are_an_error_not_an_allocation() {
+        let (n_in, n_out) = (1usize << 24, 1usize << 15);
+        let rows = vec!["[]"; n_out].join(",");
+        let biases = vec!["[0.5]"; n_out].join(",");
+        let json = format!(
+            r#"{{"sizes": [{n_in}, {n_out}], "weights": [[{rows}]], "biases": [[{biases}]], "cost": "QuadraticCost"}}"#
+        );
+        let problem = parse(&json).unwrap_err();
+        assert_eq!(
+            problem,
+            format!("weights[0][0] has 0 values, but sizes[0] = {n_in}")
+        );
+    }
 }
