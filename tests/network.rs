@@ -5,7 +5,7 @@ mod common;
 
 use simdnet::network::{
     Activation, Cost, EpochReport, Examples, FloatExamples, Init, Monitor, Network, Observer,
-    SgdConfig, Trainer, sgd,
+    Optimizer, SgdConfig, Trainer, sgd,
 };
 use simdnet::{Error, Isa};
 
@@ -1067,4 +1067,102 @@ fn feedforward_batch_matches_float64_for_dense_and_sparse_inputs() {
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(net.feedforward_batch(&[], 0, &mut []).is_ok());
+}
+
+/// The optimizers and L1 through a whole `Trainer::step`, against the plain SGD step on the
+/// same batch: momentum's first step (zero velocity) and an SGD step agree, Nesterov's first
+/// step is `(1 + mu)` times as long, L1 shifts each weight by `eta lambda1 / n sgn(w)`, and
+/// Adam's first step moves every parameter with a clear gradient by about `eta` against it.
+#[test]
+fn optimizers_and_l1_follow_their_rules_through_a_step() {
+    let sizes = [6, 5, 3];
+    let (eta, lambda, n) = (0.25f32, 2.0f32, 40usize);
+    for isa in isas() {
+        for zeros in [false, true] {
+            let mut s = Stream(77);
+            let net = Network::new(&sizes, Cost::CrossEntropy, Init::Default, 4).unwrap();
+            let (mut x, y) = random_batch(&mut s, 8, sizes[0], sizes[2]);
+            if zeros {
+                x.iter_mut()
+                    .for_each(|v| *v = if s.unit() < 0.7 { 0.0 } else { *v });
+            }
+            let run = |optimizer: Optimizer, lambda1: f32| {
+                let mut after = net.clone();
+                let mut trainer = Trainer::with_isa(&net, 8, isa)
+                    .unwrap()
+                    .with_optimizer(optimizer)
+                    .unwrap()
+                    .with_l1(lambda1)
+                    .unwrap();
+                trainer.step(&mut after, &x, &y, eta, lambda, n).unwrap();
+                after
+            };
+            let params = |net: &Network| -> Vec<f32> {
+                (0..net.layers())
+                    .flat_map(|l| {
+                        let mut v = net.weights_row_major(l);
+                        v.extend_from_slice(net.biases(l));
+                        v
+                    })
+                    .collect()
+            };
+            let before = params(&net);
+            let sgd = params(&run(Optimizer::Sgd, 0.0));
+            let close = |a: f32, b: f32, what: &str| {
+                assert!(
+                    (a - b).abs() <= 2e-6 + 1e-5 * b.abs(),
+                    "{isa} {what}: {a} vs {b}"
+                );
+            };
+            let momentum = params(&run(
+                Optimizer::Momentum {
+                    mu: 0.5,
+                    nesterov: false,
+                },
+                0.0,
+            ));
+            let nesterov = params(&run(
+                Optimizer::Momentum {
+                    mu: 0.5,
+                    nesterov: true,
+                },
+                0.0,
+            ));
+            for i in 0..before.len() {
+                let step = sgd[i] - before[i];
+                close(momentum[i], sgd[i], "momentum's first step");
+                close(nesterov[i] - before[i], 1.5 * step, "Nesterov's first step");
+            }
+            // L1 (weights only): the SGD step plus -eta lambda1 / n sgn(w).
+            let l1 = params(&run(Optimizer::Sgd, 3.0));
+            let shift = eta * 3.0 / n as f32;
+            let mut i = 0;
+            for l in 0..net.layers() {
+                for _ in 0..sizes[l] * sizes[l + 1] {
+                    let sgn = before[i].signum();
+                    close(l1[i], sgd[i] - shift * sgn, "L1 step");
+                    i += 1;
+                }
+                for _ in 0..sizes[l + 1] {
+                    close(l1[i], sgd[i], "biases have no L1");
+                    i += 1;
+                }
+            }
+            // Adam: m_hat = g and v_hat = g^2 after one step, so each parameter moves by
+            // eta g / (|g| + 1e-8): eta, unless the gradient is tiny.
+            let adam = params(&run(Optimizer::ADAM, 0.0));
+            let mut moved = 0;
+            for i in 0..before.len() {
+                let g = (before[i] - sgd[i]) / eta;
+                if g.abs() > 1e-4 {
+                    close(before[i] - adam[i], eta * g.signum(), "Adam's first step");
+                    moved += 1;
+                }
+            }
+            assert!(
+                moved > before.len() / 2,
+                "{isa}: only {moved} parameters checked"
+            );
+        }
+    }
 }

@@ -756,3 +756,167 @@ impl Kernel for ColumnSums<'_> {
         }
     }
 }
+
+/// The rule of a [`ParamUpdate`], with its constants resolved for one step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RuleConsts {
+    /// `w -= eta g`.
+    Sgd,
+    /// `v = mu v - eta g; w += v`, or with Nesterov's look-ahead `w += v + mu (v - v_old)`.
+    Momentum { mu: f32, nesterov: bool },
+    /// `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    /// w -= eta (m c1) / (sqrt(v) c2 + eps)`, with the bias corrections
+    /// `c1 = 1 / (1 - b1^t)` and `c2 = 1 / sqrt(1 - b2^t)`.
+    Adam {
+        b1: f32,
+        b2: f32,
+        eps: f32,
+        c1: f32,
+        c2: f32,
+    },
+}
+
+/// One optimizer step on a parameter array from its gradient summed over a mini-batch:
+/// `g = grad * grad_scale + w * l2 + sgn(w) * l1` (the mean gradient plus the L2 and L1
+/// terms, so that momentum and Adam carry the regularization too), then the rule.
+///
+/// Only `+ - * /` and `sqrt` (all correctly rounded, no fused multiply-add), in a fixed
+/// order: bitwise the same on every ISA.
+///
+/// Invariants: `grad.len() == w.len()`; `s1.len() == w.len()` for momentum and Adam,
+/// `s2.len() == w.len()` for Adam (unused slices may be empty).
+pub(crate) struct ParamUpdate<'a> {
+    pub w: &'a mut [f32],
+    pub grad: &'a [f32],
+    pub s1: &'a mut [f32],
+    pub s2: &'a mut [f32],
+    pub rule: RuleConsts,
+    pub eta: f32,
+    pub grad_scale: f32,
+    pub l2: f32,
+    pub l1: f32,
+}
+
+/// `sgn(w)`: -1, 0 or 1 (0 for ±0; NaN gives 0, but then `w * l2` and the update are NaN).
+///
+/// # Safety
+///
+/// `V`'s instruction set is available.
+#[inline(always)]
+unsafe fn signum<V: Vector>(w: V) -> V {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let zero = V::zero();
+        let positive = V::select(zero.lt(w), V::splat(1.0), zero);
+        V::select(w.lt(zero), V::splat(-1.0), positive)
+    }
+}
+
+impl ParamUpdate<'_> {
+    /// The step on one vector of lanes: the new `(w, s1, s2)`.
+    ///
+    /// # Safety
+    ///
+    /// `V`'s instruction set is available.
+    #[inline(always)]
+    unsafe fn lanes<V: Vector>(&self, w: V, grad: V, s1: V, s2: V) -> (V, V, V) {
+        // SAFETY: forwarded from this function's contract.
+        unsafe {
+            let g = grad
+                .mul(V::splat(self.grad_scale))
+                .add(w.mul(V::splat(self.l2)))
+                .add(signum(w).mul(V::splat(self.l1)));
+            let eta = V::splat(self.eta);
+            match self.rule {
+                RuleConsts::Sgd => (w.sub(eta.mul(g)), s1, s2),
+                RuleConsts::Momentum { mu, nesterov } => {
+                    let mu = V::splat(mu);
+                    let v = mu.mul(s1).sub(eta.mul(g));
+                    let w = if nesterov {
+                        w.add(v).add(mu.mul(v.sub(s1)))
+                    } else {
+                        w.add(v)
+                    };
+                    (w, v, s2)
+                }
+                RuleConsts::Adam {
+                    b1,
+                    b2,
+                    eps,
+                    c1,
+                    c2,
+                } => {
+                    let one = V::splat(1.0);
+                    let (b1, b2) = (V::splat(b1), V::splat(b2));
+                    let m = b1.mul(s1).add(one.sub(b1).mul(g));
+                    let v = b2.mul(s2).add(one.sub(b2).mul(g.mul(g)));
+                    let denom = v.sqrt().mul(V::splat(c2)).add(V::splat(eps));
+                    let w = w.sub(eta.mul(m.mul(V::splat(c1))).div(denom));
+                    (w, m, v)
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for ParamUpdate<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<V: Vector>(self) {
+        let n = self.w.len();
+        let (uses_s1, uses_s2) = match self.rule {
+            RuleConsts::Sgd => (false, false),
+            RuleConsts::Momentum { .. } => (true, false),
+            RuleConsts::Adam { .. } => (true, true),
+        };
+        let w = self.w.as_mut_ptr();
+        let g = self.grad.as_ptr();
+        let s1 = self.s1.as_mut_ptr();
+        let s2 = self.s2.as_mut_ptr();
+        // SAFETY: the ISA is the caller's contract; every access is below n, and w, grad
+        // and every state slice in use hold n values (the invariants); unused states are
+        // neither read nor written.
+        unsafe {
+            let mut i = 0;
+            while i < n {
+                // (No closures here: they would be compiled without the entry's features.)
+                let k = V::LANES.min(n - i);
+                let zero = V::zero();
+                let (wv, s1v, s2v) = if k == V::LANES {
+                    self.lanes(
+                        V::load(w.add(i)),
+                        V::load(g.add(i)),
+                        if uses_s1 { V::load(s1.add(i)) } else { zero },
+                        if uses_s2 { V::load(s2.add(i)) } else { zero },
+                    )
+                } else {
+                    self.lanes(
+                        V::load_partial(w.add(i), k),
+                        V::load_partial(g.add(i), k),
+                        if uses_s1 {
+                            V::load_partial(s1.add(i), k)
+                        } else {
+                            zero
+                        },
+                        if uses_s2 {
+                            V::load_partial(s2.add(i), k)
+                        } else {
+                            zero
+                        },
+                    )
+                };
+                for (v, p, used) in [(wv, w, true), (s1v, s1, uses_s1), (s2v, s2, uses_s2)] {
+                    if used {
+                        if k == V::LANES {
+                            v.store(p.add(i));
+                        } else {
+                            v.store_partial(p.add(i), k);
+                        }
+                    }
+                }
+                i += V::LANES;
+            }
+        }
+    }
+}

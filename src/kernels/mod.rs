@@ -68,8 +68,112 @@ use sparse::{SparseTimesDense, SparseUpdate};
 
 use generic::{
     BiasActivation, BiasSoftmax, ColumnSums, Cost, CostRule, DeltaRule, Exp, Kernel, Ln, Map,
-    OutputDelta, PrimeMul, Relu, SgdStep, Sigmoid, Tanh,
+    OutputDelta, ParamUpdate, PrimeMul, Relu, RuleConsts, SgdStep, Sigmoid, Tanh,
 };
+
+/// How parameters move against their gradient `g` (which includes the L2 and L1 terms).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Optimizer {
+    /// Plain gradient descent, `w -= eta g` (network2).
+    #[default]
+    Sgd,
+    /// Momentum: `v = mu v - eta g; w += v`, with a velocity `v` per parameter (zero at
+    /// first) and `mu` in `[0, 1)`. With `nesterov`, the step looks ahead:
+    /// `w += v + mu (v - v_old)` (Sutskever et al.'s form of Nesterov's accelerated
+    /// gradient, in which the stored parameters are the look-ahead point).
+    Momentum {
+        /// The momentum coefficient (the book's "friction" is `1 - mu`).
+        mu: f32,
+        /// Nesterov's look-ahead.
+        nesterov: bool,
+    },
+    /// Adam (Kingma and Ba, 2015): `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    /// w -= eta m_hat / (sqrt(v_hat) + eps)` with bias-corrected `m_hat`, `v_hat`.
+    Adam {
+        /// Decay of the first moment, in `[0, 1)`; usually 0.9.
+        beta1: f32,
+        /// Decay of the second moment, in `[0, 1)`; usually 0.999.
+        beta2: f32,
+        /// Added to the denominator, > 0; usually 1e-8.
+        epsilon: f32,
+    },
+}
+
+impl Optimizer {
+    /// Adam with the usual constants: `beta1 = 0.9`, `beta2 = 0.999`, `epsilon = 1e-8`.
+    pub const ADAM: Optimizer = Optimizer::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+    };
+
+    /// How many state arrays shaped like the parameters the rule keeps: 0 (SGD), 1
+    /// (momentum: the velocity), 2 (Adam: the two moments).
+    pub fn state_arrays(self) -> usize {
+        match self {
+            Optimizer::Sgd => 0,
+            Optimizer::Momentum { .. } => 1,
+            Optimizer::Adam { .. } => 2,
+        }
+    }
+
+    /// Checks the constants.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] naming the constant: `mu`, `beta1`, `beta2` outside `[0, 1)`,
+    /// `epsilon` not a positive number.
+    pub fn validate(self) -> Result<()> {
+        let unit = |option: &'static str, x: f32| {
+            if (0.0..1.0).contains(&x) {
+                Ok(())
+            } else {
+                Err(Error::BadOption {
+                    option,
+                    problem: format!("{x} is outside [0, 1)"),
+                })
+            }
+        };
+        match self {
+            Optimizer::Sgd => Ok(()),
+            Optimizer::Momentum { mu, .. } => unit("momentum", mu),
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                unit("adam beta1", beta1)?;
+                unit("adam beta2", beta2)?;
+                if epsilon > 0.0 && epsilon.is_finite() {
+                    Ok(())
+                } else {
+                    Err(Error::BadOption {
+                        option: "adam epsilon",
+                        problem: format!("{epsilon} is not a positive number"),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// One optimizer step's constants for [`Kernels::param_update`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamStep {
+    /// The rule.
+    pub optimizer: Optimizer,
+    /// The learning rate.
+    pub eta: f32,
+    /// Multiplies the summed gradient: `1 / m` for a mini-batch of `m` examples.
+    pub grad_scale: f32,
+    /// The L2 term's coefficient, `lambda / n` (the gradient of `(lambda / 2n) w^2`).
+    pub l2: f32,
+    /// The L1 term's coefficient, `lambda1 / n` (the gradient of `(lambda1 / n) |w|`, with
+    /// `sgn(0) = 0`).
+    pub l1: f32,
+    /// Adam's step number, from 1 (for its bias corrections); ignored by the others.
+    pub t: u64,
+}
 
 /// A layer's activation function `a = f(z)`.
 ///
@@ -597,6 +701,78 @@ impl Kernels {
             grad,
             decay: None,
             step,
+        });
+        Ok(())
+    }
+
+    /// One optimizer step on the parameters `w` from `grad`, their gradient summed over a
+    /// mini-batch: with `g = grad * grad_scale + w * l2 + sgn(w) * l1`, the rule of
+    /// `step.optimizer` ([`Optimizer`]). `state1` is the velocity (momentum) or the first
+    /// moment (Adam), `state2` Adam's second moment; both start at zero and are updated in
+    /// place. The regularization terms are part of `g`, so momentum accumulates them and
+    /// Adam normalizes them like the data term.
+    ///
+    /// Each value is computed with `+ - * /` and `sqrt` in a fixed order (no fused
+    /// multiply-add): bitwise the same on every ISA.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShapeMismatch`] unless `grad` and the states the rule uses have the length
+    /// of `w` (unused states may be empty); [`Error::BadOption`] for invalid constants
+    /// ([`Optimizer::validate`]) or an Adam `t` of 0.
+    pub fn param_update(
+        &self,
+        step: &ParamStep,
+        w: &mut [f32],
+        grad: &[f32],
+        state1: &mut [f32],
+        state2: &mut [f32],
+    ) -> Result<()> {
+        let op = "Kernels::param_update";
+        check_same(op, w.len(), grad.len())?;
+        let states = step.optimizer.state_arrays();
+        if states >= 1 {
+            check_same(op, w.len(), state1.len())?;
+        }
+        if states >= 2 {
+            check_same(op, w.len(), state2.len())?;
+        }
+        step.optimizer.validate()?;
+        let rule = match step.optimizer {
+            Optimizer::Sgd => RuleConsts::Sgd,
+            Optimizer::Momentum { mu, nesterov } => RuleConsts::Momentum { mu, nesterov },
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                if step.t == 0 {
+                    return Err(Error::BadOption {
+                        option: "adam step",
+                        problem: "Adam's steps are numbered from 1".to_string(),
+                    });
+                }
+                // The corrections in f64, rounded once: b^t underflows harmlessly to 0.
+                let t = i32::try_from(step.t).unwrap_or(i32::MAX);
+                RuleConsts::Adam {
+                    b1: beta1,
+                    b2: beta2,
+                    eps: epsilon,
+                    c1: (1.0 / (1.0 - f64::from(beta1).powi(t))) as f32,
+                    c2: (1.0 / (1.0 - f64::from(beta2).powi(t)).sqrt()) as f32,
+                }
+            }
+        };
+        self.run(ParamUpdate {
+            w,
+            grad,
+            s1: state1,
+            s2: state2,
+            rule,
+            eta: step.eta,
+            grad_scale: step.grad_scale,
+            l2: step.l2,
+            l1: step.l1,
         });
         Ok(())
     }

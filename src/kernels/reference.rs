@@ -278,3 +278,53 @@ pub fn column_sums(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
         *out = sum;
     }
 }
+
+/// [`Kernels::param_update`](super::Kernels::param_update), one value at a time, in the same
+/// f32 operations and order.
+pub fn param_update(
+    step: &super::ParamStep,
+    w: &mut [f32],
+    grad: &[f32],
+    state1: &mut [f32],
+    state2: &mut [f32],
+) {
+    use super::Optimizer;
+    assert_eq!(w.len(), grad.len());
+    for i in 0..w.len() {
+        let x = w[i];
+        let sgn = if x > 0.0 {
+            1.0
+        } else if x < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        let g = grad[i] * step.grad_scale + x * step.l2 + sgn * step.l1;
+        match step.optimizer {
+            Optimizer::Sgd => w[i] = x - step.eta * g,
+            Optimizer::Momentum { mu, nesterov } => {
+                let v = mu * state1[i] - step.eta * g;
+                w[i] = if nesterov {
+                    x + v + mu * (v - state1[i])
+                } else {
+                    x + v
+                };
+                state1[i] = v;
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                let t = i32::try_from(step.t).unwrap();
+                let c1 = (1.0 / (1.0 - f64::from(beta1).powi(t))) as f32;
+                let c2 = (1.0 / (1.0 - f64::from(beta2).powi(t)).sqrt()) as f32;
+                let m = beta1 * state1[i] + (1.0 - beta1) * g;
+                let v = beta2 * state2[i] + (1.0 - beta2) * (g * g);
+                w[i] = x - step.eta * (m * c1) / (v.sqrt() * c2 + epsilon);
+                state1[i] = m;
+                state2[i] = v;
+            }
+        }
+    }
+}

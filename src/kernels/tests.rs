@@ -220,6 +220,143 @@ fn miri_activations_special_values() {
     }
 }
 
+fn step(optimizer: Optimizer, l2: f32, l1: f32, t: u64) -> ParamStep {
+    ParamStep {
+        optimizer,
+        eta: 0.5,
+        grad_scale: 0.25,
+        l2,
+        l1,
+        t,
+    }
+}
+
+const NESTEROV: Optimizer = Optimizer::Momentum {
+    mu: 0.75,
+    nesterov: true,
+};
+const MOMENTUM: Optimizer = Optimizer::Momentum {
+    mu: 0.75,
+    nesterov: false,
+};
+
+#[test]
+fn miri_param_updates_match_reference_every_isa() {
+    for k in all() {
+        let isa = k.isa();
+        for n in [0usize, 1, 5, 8, 19, 33] {
+            let w0 = values(n, 21, 2.0);
+            let grad = values(n, 22, 4.0);
+            let s1_0 = values(n, 23, 0.5);
+            let s2_0: Vec<f32> = values(n, 24, 0.5).iter().map(|v| v * v).collect();
+            for optimizer in [Optimizer::Sgd, MOMENTUM, NESTEROV, Optimizer::ADAM] {
+                for (l2, l1, t) in [
+                    (0.0, 0.0, 1),
+                    (0.01, 0.0, 2),
+                    (0.0, 0.02, 3),
+                    (0.01, 0.02, 40),
+                ] {
+                    let p = step(optimizer, l2, l1, t);
+                    let (mut w, mut s1, mut s2) = (w0.clone(), s1_0.clone(), s2_0.clone());
+                    k.param_update(&p, &mut w, &grad, &mut s1, &mut s2).unwrap();
+                    let (mut wr, mut s1r, mut s2r) = (w0.clone(), s1_0.clone(), s2_0.clone());
+                    reference::param_update(&p, &mut wr, &grad, &mut s1r, &mut s2r);
+                    assert_eq!(w, wr, "{isa} {optimizer:?} {l2} {l1} w");
+                    assert_eq!(s1, s1r, "{isa} {optimizer:?} state1");
+                    assert_eq!(s2, s2r, "{isa} {optimizer:?} state2");
+                }
+            }
+        }
+    }
+}
+
+/// Each rule on two parameters, against values worked out by hand.
+#[test]
+fn miri_param_updates_match_hand_computed_values() {
+    for k in all() {
+        let isa = k.isa();
+        // w = [1, -2], summed gradient [2, 4] over 4 examples: mean [0.5, 1].
+        // L2 0.1 adds [0.1, -0.2], L1 0.05 adds [0.05, -0.05]: g = [0.65, 0.75].
+        let grad = [2.0f32, 4.0];
+        let p = |optimizer, t| ParamStep {
+            optimizer,
+            eta: 0.5,
+            grad_scale: 0.25,
+            l2: 0.1,
+            l1: 0.05,
+            t,
+        };
+        let close2 = |got: &[f32], want: [f64; 2], what: &str| {
+            for (g, w) in got.iter().zip(want) {
+                assert!(
+                    (f64::from(*g) - w).abs() < 1e-6,
+                    "{isa} {what}: {got:?} vs {want:?}"
+                );
+            }
+        };
+
+        // SGD: w - 0.5 g = [0.675, -2.375].
+        let mut w = [1.0f32, -2.0];
+        k.param_update(&p(Optimizer::Sgd, 0), &mut w, &grad, &mut [], &mut [])
+            .unwrap();
+        close2(&w, [0.675, -2.375], "sgd");
+
+        // Momentum 0.75 from v = [0.2, 0]: v = 0.75 v - 0.5 g = [-0.175, -0.375];
+        // w + v = [0.825, -2.375]; Nesterov adds 0.75 (v - v_old) = [-0.28125, -0.28125].
+        for (optimizer, want) in [
+            (MOMENTUM, [0.825, -2.375]),
+            (NESTEROV, [0.825 - 0.281_25, -2.375 - 0.281_25]),
+        ] {
+            let (mut w, mut v) = ([1.0f32, -2.0], [0.2f32, 0.0]);
+            k.param_update(&p(optimizer, 0), &mut w, &grad, &mut v, &mut [])
+                .unwrap();
+            close2(&v, [-0.175, -0.375], "velocity");
+            close2(&w, want, &format!("{optimizer:?}"));
+        }
+
+        // Adam, first step from zero moments: m = 0.1 g, v = 0.001 g^2, and the bias
+        // corrections make m_hat = g, v_hat = g^2: the step is eta g / (|g| + eps) = 0.5.
+        let (mut w, mut m, mut v) = ([1.0f32, -2.0], [0.0f32; 2], [0.0f32; 2]);
+        k.param_update(&p(Optimizer::ADAM, 1), &mut w, &grad, &mut m, &mut v)
+            .unwrap();
+        close2(&m, [0.065, 0.075], "adam m");
+        close2(&v, [0.000_422_5, 0.000_562_5], "adam v");
+        close2(&w, [0.5, -2.5], "adam w");
+
+        // L1 with sgn(0) = 0: a zero weight with no gradient stays zero.
+        let mut w = [0.0f32, -0.0];
+        k.param_update(&p(Optimizer::Sgd, 0), &mut w, &[0.0, 0.0], &mut [], &mut [])
+            .unwrap();
+        assert_eq!(w, [0.0, 0.0], "{isa} sgn(0)");
+
+        // Bad constants and states are refused, leaving w alone.
+        let mut w = [1.0f32, -2.0];
+        let bad = Optimizer::Momentum {
+            mu: 1.0,
+            nesterov: false,
+        };
+        assert!(
+            k.param_update(&p(bad, 0), &mut w, &grad, &mut [0.0; 2], &mut [])
+                .is_err()
+        );
+        assert!(
+            k.param_update(&p(MOMENTUM, 0), &mut w, &grad, &mut [], &mut [])
+                .is_err()
+        );
+        assert!(
+            k.param_update(
+                &p(Optimizer::ADAM, 0),
+                &mut w,
+                &grad,
+                &mut [0.0; 2],
+                &mut [0.0; 2]
+            )
+            .is_err()
+        );
+        assert_eq!(w, [1.0, -2.0]);
+    }
+}
+
 #[test]
 fn miri_exp_ln_special_values() {
     let x = [

@@ -52,7 +52,7 @@ use crate::error::{Error, Result};
 use rayon::prelude::*;
 
 use crate::gemm::{Gemm, Parallelism};
-pub use crate::kernels::Activation;
+pub use crate::kernels::{Activation, Optimizer};
 use crate::kernels::{Kernels, SparseRows};
 use crate::matrix::{MatMut, MatRef};
 

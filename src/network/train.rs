@@ -13,7 +13,7 @@ use super::{Cost, Forward, Network};
 use crate::error::{Error, Result};
 use crate::gemm::{Gemm, Parallelism};
 use crate::isa::Isa;
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, Optimizer, ParamStep};
 use crate::matrix::{MatMut, MatRef};
 
 /// Products of at least this many flops are split across the pool during training.
@@ -61,6 +61,25 @@ pub struct Trainer {
     deltas: [Vec<f32>; 2],
     /// The bias gradient of one layer (summed over the batch).
     grad_b: Vec<f32>,
+    /// How parameters follow their gradient ([`Trainer::with_optimizer`]).
+    optimizer: Optimizer,
+    /// The L1 regularization parameter ([`Trainer::with_l1`]).
+    lambda1: f32,
+    /// Steps taken with Adam (its bias corrections need the count).
+    adam_steps: u64,
+    /// The weight gradient of one layer (summed over the batch, stored as `W^T`), for the
+    /// optimizers and regularizers that cannot fold the update into the GEMM.
+    grad_w: Vec<f32>,
+    /// Per layer, the optimizer's state arrays for the weights (as `W^T`) and the biases.
+    states: Vec<LayerState>,
+}
+
+/// One layer's optimizer state: up to two arrays shaped like its weights and two like its
+/// biases (velocity; or Adam's first and second moments). Empty for plain SGD.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct LayerState {
+    w: [Vec<f32>; 2],
+    b: [Vec<f32>; 2],
 }
 
 impl Trainer {
@@ -110,7 +129,99 @@ impl Trainer {
             labels: vec![0; max_batch],
             deltas: [vec![0.0; widest * max_batch], vec![0.0; widest * max_batch]],
             grad_b: vec![0.0; widest],
+            optimizer: Optimizer::Sgd,
+            lambda1: 0.0,
+            adam_steps: 0,
+            grad_w: Vec::new(),
+            states: vec![LayerState::default(); net.layers()],
         })
+    }
+
+    /// Uses `optimizer` instead of network2's plain gradient descent, with its state (the
+    /// velocities, or Adam's moments) at zero.
+    ///
+    /// ```
+    /// use simdnet::network::{Cost, Init, Network, Optimizer, Trainer};
+    ///
+    /// let mut net = Network::new(&[4, 3, 2], Cost::CrossEntropy, Init::Default, 1)?;
+    /// let mut trainer = Trainer::new(&net, 2)?
+    ///     .with_optimizer(Optimizer::Momentum { mu: 0.9, nesterov: true })?
+    ///     .with_l1(0.5)?;
+    /// trainer.step(&mut net, &[0.1, 0.2, 0.3, 0.4, 0.0, 0.0, 1.0, 1.0], &[0, 1], 0.1, 5.0, 100)?;
+    /// # Ok::<(), simdnet::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] for constants [`Optimizer::validate`] refuses.
+    pub fn with_optimizer(mut self, optimizer: Optimizer) -> Result<Trainer> {
+        optimizer.validate()?;
+        let arrays = optimizer.state_arrays();
+        self.states = self.forward.sizes[..]
+            .windows(2)
+            .map(|pair| {
+                let (n_in, n_out) = (pair[0], pair[1]);
+                let make = |len: usize, i: usize| {
+                    if i < arrays {
+                        vec![0.0; len]
+                    } else {
+                        Vec::new()
+                    }
+                };
+                LayerState {
+                    w: [make(n_in * n_out, 0), make(n_in * n_out, 1)],
+                    b: [make(n_out, 0), make(n_out, 1)],
+                }
+            })
+            .collect();
+        self.optimizer = optimizer;
+        self.adam_steps = 0;
+        self.size_grad_buffer();
+        Ok(self)
+    }
+
+    /// Adds L1 regularization: each step also moves every weight by
+    /// `-(eta lambda1 / n) sgn(w)` (through the optimizer, like the L2 term), with
+    /// `sgn(0) = 0`. Biases are not regularized, as in network2.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] unless `lambda1` is a number `>= 0`.
+    pub fn with_l1(mut self, lambda1: f32) -> Result<Trainer> {
+        if !(lambda1 >= 0.0 && lambda1.is_finite()) {
+            return Err(Error::BadOption {
+                option: "lambda1",
+                problem: format!("{lambda1} is not a number >= 0"),
+            });
+        }
+        self.lambda1 = lambda1;
+        self.size_grad_buffer();
+        Ok(self)
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> Optimizer {
+        self.optimizer
+    }
+
+    /// Whether the weight update needs the gradient as a matrix (anything but network2's
+    /// rule, which the GEMM applies in its write-back).
+    fn needs_gradient(&self) -> bool {
+        self.optimizer != Optimizer::Sgd || self.lambda1 != 0.0
+    }
+
+    /// Allocates (or frees) the weight-gradient buffer for the current rule.
+    fn size_grad_buffer(&mut self) {
+        let largest = self.forward.sizes[..]
+            .windows(2)
+            .map(|p| p[0] * p[1])
+            .max()
+            .unwrap_or(0);
+        self.grad_w = if self.needs_gradient() {
+            vec![0.0; largest]
+        } else {
+            Vec::new()
+        };
     }
 
     /// The instruction set the trainer runs.
@@ -195,6 +306,10 @@ impl Trainer {
         lambda: f32,
         n: usize,
     ) -> Result<()> {
+        let general = self.needs_gradient();
+        if matches!(self.optimizer, Optimizer::Adam { .. }) {
+            self.adam_steps += 1;
+        }
         let Trainer {
             gemm,
             kernels,
@@ -202,7 +317,25 @@ impl Trainer {
             labels,
             deltas: [current, below],
             grad_b,
+            optimizer,
+            lambda1,
+            adam_steps,
+            grad_w,
+            states,
         } = self;
+        let param_step = |l2: f32, l1: f32| ParamStep {
+            optimizer: *optimizer,
+            eta,
+            grad_scale: (1.0 / rows as f64) as f32,
+            l2,
+            l1,
+            t: *adam_steps,
+        };
+        let weight_step = param_step(
+            (f64::from(lambda) / n as f64) as f32,
+            (f64::from(*lambda1) / n as f64) as f32,
+        );
+        let bias_step = param_step(0.0, 0.0);
         forward.run_filled(net, gemm, kernels, rows)?;
         let layers = net.layers();
         let labels = &labels[..rows];
@@ -243,6 +376,31 @@ impl Trainer {
             }
             let grad_b = &mut grad_b[..n_out];
             kernels.column_sums(delta, rows, n_out, grad_b)?;
+            if general {
+                // The gradient as a matrix, then the optimizer's step on weights and biases.
+                let grad_w = &mut grad_w[..n_in * n_out];
+                match forward.sparse_input() {
+                    Some(sparse) if l == 0 => {
+                        grad_w.fill(0.0);
+                        super::sparse_update(kernels, sparse, delta, n_out, (1.0, 1.0), grad_w)?;
+                    }
+                    _ => gemm.run(
+                        1.0,
+                        MatRef::from_row_major(a_in, rows, n_in)?.t(),
+                        MatRef::from_row_major(delta, rows, n_out)?,
+                        0.0,
+                        MatMut::from_row_major(grad_w, n_in, n_out)?,
+                    )?,
+                }
+                let LayerState {
+                    w: [w1, w2],
+                    b: [b1, b2],
+                } = &mut states[l];
+                kernels.param_update(&weight_step, &mut net.weights[l], grad_w, w1, w2)?;
+                kernels.param_update(&bias_step, &mut net.biases[l], grad_b, b1, b2)?;
+                std::mem::swap(&mut current, &mut below);
+                continue;
+            }
             // W^T = decay * W^T - step * A^T D: L2 decay and gradient step in one pass, from
             // the nonzero inputs when the forward pass found the batch sparse.
             match forward.sparse_input() {
@@ -317,6 +475,12 @@ pub struct SgdConfig {
     pub early_stopping: Option<usize>,
     /// Which series to compute after each epoch.
     pub monitor: Monitor,
+    /// How parameters follow the gradient: network2's plain SGD by default, or momentum,
+    /// Nesterov momentum, Adam ([`Trainer::with_optimizer`]).
+    pub optimizer: Optimizer,
+    /// The L1 regularization parameter, >= 0 (0: none, as network2); usable together with
+    /// `lambda` ([`Trainer::with_l1`]).
+    pub lambda1: f32,
 }
 
 impl Default for SgdConfig {
@@ -335,6 +499,8 @@ impl Default for SgdConfig {
                 evaluation_accuracy: true,
                 ..Monitor::default()
             },
+            optimizer: Optimizer::Sgd,
+            lambda1: 0.0,
         }
     }
 }
@@ -345,9 +511,20 @@ impl SgdConfig {
     /// # Errors
     ///
     /// [`Error::BadOption`] naming the first bad one: eta not > 0 or not finite, lambda
-    /// not >= 0 or not finite, a mini-batch size of 0, early stopping after 0 epochs.
+    /// not >= 0 or not finite, a mini-batch size of 0, early stopping after 0 epochs,
+    /// lambda1 not >= 0 or not finite, optimizer constants [`Optimizer::validate`] refuses.
     pub fn validate(&self) -> Result<()> {
         check_rates(self.eta, self.lambda)?;
+        self.optimizer.validate()?;
+        if !(self.lambda1 >= 0.0 && self.lambda1.is_finite()) {
+            return Err(Error::BadOption {
+                option: "lambda1",
+                problem: format!(
+                    "the L1 parameter must be a finite number >= 0, got {}",
+                    self.lambda1
+                ),
+            });
+        }
         if self.mini_batch_size == 0 {
             return Err(Error::BadOption {
                 option: "mini-batch size",
@@ -539,7 +716,9 @@ fn sgd_on_pool(
 
     let n = training.len();
     let mb = config.mini_batch_size.min(n);
-    let mut trainer = Trainer::new(net, mb)?;
+    let mut trainer = Trainer::new(net, mb)?
+        .with_optimizer(config.optimizer)?
+        .with_l1(config.lambda1)?;
     let mut order: Vec<usize> = (0..n).collect();
     // A stream of its own, so that the shuffle does not depend on how the network was made.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5348_5546_464c_4553);

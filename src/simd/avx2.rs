@@ -106,6 +106,12 @@ unsafe impl Vector for F32x8 {
         F32x8(unsafe { _mm256_div_ps(self.0, b.0) })
     }
 
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        // SAFETY: AVX is guaranteed by the caller.
+        F32x8(unsafe { _mm256_sqrt_ps(self.0) })
+    }
+
     /// All-ones lanes where true (what `vblendvps` reads: the sign bit).
     type Mask = __m256;
 

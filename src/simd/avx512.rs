@@ -74,6 +74,12 @@ unsafe impl Vector for F32x16 {
         F32x16(unsafe { _mm512_div_ps(self.0, b.0) })
     }
 
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        // SAFETY: AVX-512F is guaranteed by the caller.
+        F32x16(unsafe { _mm512_sqrt_ps(self.0) })
+    }
+
     /// One bit per lane in a mask register. (Comparisons and blends rather than
     /// `_mm512_max_ps`/`_mm512_min_ps`, which Miri cannot execute.)
     type Mask = __mmask16;

@@ -107,6 +107,13 @@ pub(crate) unsafe trait Vector: Copy {
     /// The instruction set's features must be available.
     unsafe fn div(self, b: Self) -> Self;
 
+    /// The square root of each lane, correctly rounded (IEEE `sqrt`); NaN for negative lanes.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available.
+    unsafe fn sqrt(self) -> Self;
+
     /// A per-lane boolean, as the instruction set represents it (a lane mask register, a
     /// vector of all-ones / all-zeros lanes, or a `bool`).
     type Mask: Copy;

@@ -81,6 +81,12 @@ unsafe impl Vector for F32x4 {
         F32x4(unsafe { vdivq_f32(self.0, b.0) })
     }
 
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        // SAFETY: NEON is guaranteed by the caller (AArch64 has a vector square root).
+        F32x4(unsafe { vsqrtq_f32(self.0) })
+    }
+
     /// All-ones lanes where true.
     type Mask = uint32x4_t;
 

@@ -58,6 +58,11 @@ unsafe impl Vector for F32x1 {
         F32x1(self.0 / b.0)
     }
 
+    #[inline(always)]
+    unsafe fn sqrt(self) -> Self {
+        F32x1(self.0.sqrt())
+    }
+
     type Mask = bool;
 
     #[inline(always)]
