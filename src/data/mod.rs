@@ -36,6 +36,7 @@
 pub mod batch;
 #[cfg(feature = "download")]
 pub mod download;
+pub mod expand;
 pub mod gz;
 pub mod idx;
 pub mod mmap;
