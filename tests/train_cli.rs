@@ -442,6 +442,41 @@ fn activations_and_log_likelihood_from_the_command_line() {
 }
 
 #[test]
+fn optimizers_and_l1_from_the_command_line() {
+    let fx = Fixture::new();
+    for (args, shown) in [
+        (
+            &["--optimizer", "nesterov", "--momentum", "0.5"][..],
+            "Nesterov momentum 0.5",
+        ),
+        (&["--optimizer", "momentum"][..], "momentum 0.9"),
+        (
+            &["--optimizer", "adam", "--eta", "0.001"][..],
+            "Adam (beta1 0.9",
+        ),
+        (&["--lambda1", "0.5"][..], "L1 lambda1 0.5"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--epochs", "1"]);
+        let out = fx.train(&all);
+        assert_success(&out, &format!("{args:?}"));
+        assert!(stdout(&out).contains(shown), "{args:?}: {}", stdout(&out));
+    }
+    for (args, needle) in [
+        (&["--momentum", "0.5"][..], "--momentum applies to"),
+        (
+            &["--optimizer", "momentum", "--momentum", "1.0"][..],
+            "momentum",
+        ),
+        (&["--lambda1", "-1"][..], "lambda1"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--epochs", "1"]);
+        assert_fails(&fx.train(&all), USAGE, &[needle], &format!("{args:?}"));
+    }
+}
+
+#[test]
 fn thread_count_does_not_change_the_result() {
     let fx = Fixture::new();
     let common = ["--epochs", "2", "--seed", "7", "--monitor", "all"];
