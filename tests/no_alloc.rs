@@ -5,7 +5,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use simdnet::network::{Cost, FloatExamples, Init, Monitor, Network, Observer, SgdConfig, sgd};
+use simdnet::network::{
+    Cost, FloatExamples, Init, Monitor, Network, Observer, Optimizer, SgdConfig, sgd,
+};
 
 struct Counting;
 
@@ -64,7 +66,14 @@ impl Observer for Watch {
     }
 }
 
-fn watch(sizes: &[usize], mini_batch: usize, shuffle: bool, threads: usize, sparse: bool) -> Watch {
+fn watch(
+    sizes: &[usize],
+    mini_batch: usize,
+    shuffle: bool,
+    threads: usize,
+    sparse: bool,
+    optimizer: Optimizer,
+) -> Watch {
     let n = 2_000;
     // Dense inputs take the GEMM through the first layer; inputs 80% zero (MNIST's pixels
     // are about 81% zero) take the sparse products.
@@ -85,6 +94,13 @@ fn watch(sizes: &[usize], mini_batch: usize, shuffle: bool, threads: usize, spar
         mini_batch_size: mini_batch,
         shuffle,
         monitor: Monitor::default(),
+        optimizer,
+        // L1 on too whenever another optimizer is: the gradient takes the general path.
+        lambda1: if optimizer == Optimizer::Sgd {
+            0.0
+        } else {
+            0.5
+        },
         ..SgdConfig::default()
     };
     // Epochs 1 and 2 warm up every thread's GEMM buffers; epoch 3 is watched.
@@ -108,18 +124,26 @@ fn training_steps_allocate_nothing() {
     // Sequential products (mini-batch 10), shuffled and in order; then products large enough
     // to be split across two threads (mini-batch 100: 4.7 MFLOP).
     // The sparse first layer at mini-batch 100 for 784-100-10 is split across two threads.
-    for (hidden, mb, shuffle, threads, sparse) in [
-        (30, 10, true, 1, false),
-        (30, 10, false, 2, false),
-        (30, 100, true, 2, false),
-        (30, 10, true, 1, true),
-        (100, 100, true, 2, true),
+    // Momentum and Adam (with L1) keep their state in the trainer and take the gradient as a
+    // matrix, dense and sparse.
+    let momentum = Optimizer::Momentum {
+        mu: 0.9,
+        nesterov: true,
+    };
+    for (hidden, mb, shuffle, threads, sparse, optimizer) in [
+        (30, 10, true, 1, false, Optimizer::Sgd),
+        (30, 10, false, 2, false, Optimizer::Sgd),
+        (30, 100, true, 2, false, Optimizer::Sgd),
+        (30, 10, true, 1, true, Optimizer::Sgd),
+        (100, 100, true, 2, true, Optimizer::Sgd),
+        (30, 100, true, 2, false, momentum),
+        (100, 100, true, 2, true, Optimizer::ADAM),
     ] {
-        let w = watch(&[784, hidden, 10], mb, shuffle, threads, sparse);
+        let w = watch(&[784, hidden, 10], mb, shuffle, threads, sparse, optimizer);
         assert!(w.windows >= 10, "only {} windows watched", w.windows);
         assert_eq!(
             w.allocations, 0,
-            "mini-batch {mb}, shuffle {shuffle}, {threads} threads, sparse {sparse}: {} allocations in {} stretches of training",
+            "mini-batch {mb}, shuffle {shuffle}, {threads} threads, sparse {sparse}, {optimizer:?}: {} allocations in {} stretches of training",
             w.allocations, w.windows
         );
     }
