@@ -19,7 +19,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use simdnet::network::Network;
+use simdnet::network::{Activation, Network};
 
 /// Inputs of the f64 forward pass with an error bound: activations and, per neuron, a bound
 /// on `|f32 activation - f64 activation|`.
@@ -76,6 +76,12 @@ fn check_feedforward(net: &Network, input: &[f32], all_sigmoid: bool) -> Vec<f32
         .expect("an input of the right length");
     assert_eq!(out.len(), net.outputs());
     if !all_sigmoid {
+        if net.output_activation() == Activation::Softmax && out.iter().all(|o| o.is_finite()) {
+            // The normalizing sum is an f32 sum of the exponentials: allow its rounding.
+            let sum: f64 = out.iter().map(|&o| f64::from(o)).sum();
+            assert!((sum - 1.0).abs() <= 1e-3, "softmax outputs sum to {sum}");
+            assert!(out.iter().all(|o| (0.0..=1.0).contains(o)), "{out:?}");
+        }
         return out;
     }
     let reference = reference(net, input);
@@ -124,11 +130,11 @@ fuzz_target!(|bytes: &[u8]| {
         assert!(net.biases(l).iter().all(|v| v.is_finite()));
     }
 
-    // The reference pass is network2's, all sigmoid. A network with other activations saves
-    // them under the key "activations" (the only key name that can hold that word); such
-    // networks are only run, not compared, until this target learns their activations.
+    // The reference pass is network2's, all sigmoid; networks with other activations are
+    // only run (outputs finite or NaN, right length, softmax rows summing to 1), not compared.
     let json = net.to_network2_json();
-    let all_sigmoid = !json.contains("\"activations\"");
+    let all_sigmoid = net.is_all_sigmoid();
+    assert_eq!(all_sigmoid, !json.contains("\"activations\""));
 
     // The network runs, on a dense input and on a sparse one.
     let n = net.inputs();
