@@ -29,9 +29,12 @@ use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
     Accuracy, Activation, Cost, EpochReport, Examples, Init, Monitor, Network, Observer, Optimizer,
-    SgdConfig, TrainingSummary, sgd,
+    SgdConfig, StopReason, TrainingSummary, sgd,
 };
 use simdnet::{Error, Isa};
+
+#[path = "train/plot.rs"]
+mod plot;
 
 /// The data directory when neither `--data` nor `$MNIST_DIR` names one.
 const DEFAULT_DATA_DIR: &str = "data/mnist";
@@ -90,7 +93,9 @@ Examples:
   train                                         the book's chapter-3 run
   train --sizes 784,100,10 --epochs 60 --save net.json --metrics run.csv
   train --load net.json --epochs 10 --eta 0.1 --save net.json
-  train --evaluation validation --early-stopping 10 --monitor all";
+  train --evaluation validation --early-stopping 10 --monitor all
+  train --evaluation validation --halve-eta-after 10 --epochs 200   the book's eta schedule
+  train --epochs 10 --plot run.svg              cost and accuracy per epoch, as an SVG";
 
 /// Train a sigmoid network on MNIST with network2.py's mini-batch SGD (L2 regularization,
 /// cross-entropy or quadratic cost), on simdnet's SIMD GEMM.
@@ -154,6 +159,21 @@ struct Cli {
         allow_negative_numbers = true
     )]
     lambda1: f32,
+
+    /// Inverted-dropout rate of the hidden layers, in [0, 1)
+    ///
+    /// During training each hidden activation is kept with probability 1 - P and scaled by
+    /// 1/(1 - P), else set to 0 (the same mask multiplies its backpropagated error); the
+    /// inputs and the output layer are never dropped, and evaluation never drops. The masks
+    /// follow from --seed, the step, the layer, the example and the unit, so results do not
+    /// depend on --threads or --isa. 0 (the default) is off, as network2.
+    #[arg(
+        long,
+        value_name = "P",
+        default_value = "0.0",
+        allow_negative_numbers = true
+    )]
+    dropout: f32,
 
     /// How the parameters follow the gradient
     ///
@@ -259,6 +279,18 @@ struct Cli {
     #[arg(long, value_name = "N")]
     early_stopping: Option<usize>,
 
+    /// Halve eta after N epochs in a row without a new best evaluation accuracy; stop when
+    /// eta would reach 1/128 of --eta [default: off]
+    ///
+    /// The book's chapter-3 learning-rate schedule. Each halving restarts the count, as does a
+    /// new best accuracy. The epochs run at --eta, --eta/2, ..., --eta/64; when the count
+    /// reaches N at --eta/64, training stops instead of halving to --eta/128. Works with
+    /// --early-stopping (which counts from the last new best only): whichever fires first
+    /// stops training. The evaluation accuracy is computed for it even when not monitored;
+    /// each epoch's eta is in the --metrics file (column eta) and on the epoch lines.
+    #[arg(long, value_name = "N")]
+    halve_eta_after: Option<usize>,
+
     /// Start from a network saved in network2's JSON format [default: a new network]
     ///
     /// FILE may come from network2.py's save or from --save. Without --load, a new network
@@ -327,6 +359,18 @@ struct Cli {
     /// the finished epochs.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+
+    /// Draw the cost and the accuracy per epoch into FILE as an SVG [default: not drawn]
+    ///
+    /// Two panels, as the book's chapter-3 figures: cost (left) and accuracy in % (right)
+    /// against the epoch, one line per monitored series (training and evaluation), with a
+    /// legend; a panel whose series were not monitored is left out. Without --monitor,
+    /// --plot monitors all four series (--monitor all); with --monitor, only the series it
+    /// names are drawn. Written atomically once training ends (also by early stopping or the
+    /// eta schedule; not when training diverges). The directory must exist: it is checked
+    /// before training.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 
     /// Print only the final summary (no header, no per-epoch lines, no progress bar)
     #[arg(long, short)]
@@ -468,6 +512,7 @@ struct Given {
     init: bool,
     hidden_activation: bool,
     momentum: bool,
+    monitor: bool,
 }
 
 impl Given {
@@ -479,6 +524,7 @@ impl Given {
             init: given("init"),
             hidden_activation: given("hidden_activation"),
             momentum: given("momentum"),
+            monitor: given("monitor"),
         }
     }
 }
@@ -609,7 +655,13 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         shuffle: !cli.no_shuffle,
         seed: cli.seed,
         early_stopping: cli.early_stopping,
-        monitor: cli.monitor,
+        halve_eta_after: cli.halve_eta_after,
+        // --plot without --monitor draws all four series, as the book's figures.
+        monitor: if cli.plot.is_some() && !given.monitor {
+            Monitor::all()
+        } else {
+            cli.monitor
+        },
         optimizer: match cli.optimizer {
             OptimizerName::Sgd => Optimizer::Sgd,
             OptimizerName::Momentum | OptimizerName::Nesterov => Optimizer::Momentum {
@@ -619,6 +671,7 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
             OptimizerName::Adam => Optimizer::ADAM,
         },
         lambda1: cli.lambda1,
+        dropout: cli.dropout,
     };
     if given.momentum && !matches!(config.optimizer, Optimizer::Momentum { .. }) {
         return Err(Failure::Usage(
@@ -633,6 +686,24 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
             "--save and --metrics both name {}: give them different files",
             save.display()
         )));
+    }
+    if let Some(plot) = &cli.plot {
+        for (flag, other) in [("--save", &cli.save), ("--metrics", &cli.metrics)] {
+            if other.as_ref() == Some(plot) {
+                return Err(Failure::Usage(format!(
+                    "{flag} and --plot both name {}: give them different files",
+                    plot.display()
+                )));
+            }
+        }
+        let m = config.monitor;
+        if !(m.training_cost || m.training_accuracy || m.evaluation_cost || m.evaluation_accuracy) {
+            return Err(Failure::Usage(
+                "--plot has nothing to draw: --monitor names no series (leave --monitor out to \
+                 plot all four)"
+                    .to_string(),
+            ));
+        }
     }
 
     // The data.
@@ -670,12 +741,16 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         EvaluationSet::Test => mnist.test(),
         EvaluationSet::Validation => mnist.validation(),
     };
-    let m = cli.monitor;
-    let evaluation_wanted =
-        m.evaluation_cost || m.evaluation_accuracy || cli.early_stopping.is_some();
+    let m = config.monitor;
+    let evaluation_wanted = m.evaluation_cost
+        || m.evaluation_accuracy
+        || cli.early_stopping.is_some()
+        || cli.halve_eta_after.is_some();
     if evaluation_wanted && evaluation.is_empty() {
         let why = if cli.early_stopping.is_some() {
             "--early-stopping watches the evaluation accuracy"
+        } else if cli.halve_eta_after.is_some() {
+            "--halve-eta-after watches the evaluation accuracy"
         } else {
             "--monitor asks for evaluation series"
         };
@@ -780,6 +855,9 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         Some(path) => Some(MetricsFile::create(path)?),
         None => None,
     };
+    if let Some(path) = &cli.plot {
+        check_writable(path, "write the plot to")?;
+    }
 
     if !cli.quiet {
         print_header(&Header {
@@ -812,6 +890,7 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         bar: None,
         metrics,
         metrics_error: None,
+        show_eta: config.halve_eta_after.is_some(),
     };
     if reporter.show_bar {
         reporter.bar = Some((1, reporter.new_bar(1, training.len())));
@@ -843,7 +922,20 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         net.save(path)
             .map_err(|err| Failure::Runtime(format!("{err}; {}", not_saved(path))))?;
     }
+    if let Some(path) = &cli.plot {
+        let svg = plot::render(
+            &summary.epochs,
+            &config.monitor,
+            &plot::title(&net, &config),
+        )
+        .map_err(|e| Failure::Runtime(format!("cannot draw {}: {e}", path.display())))?;
+        atomic::write_file(path, svg.as_bytes())
+            .map_err(|e| Failure::Runtime(write_problem(path, "write the plot to", &e)))?;
+    }
     print_summary(cli, &summary, &config, &reporter, started);
+    if let Some(path) = &cli.plot {
+        say!("Saved the plot to {}", path.display());
+    }
     match reporter.metrics_error {
         Some(problem) => Err(Failure::Runtime(problem)),
         None => Ok(()),
@@ -1086,7 +1178,23 @@ fn print_header(h: &Header<'_>) {
         String::new()
     };
     say!("Optimizer:   {optimizer}{l1}");
+    if config.dropout > 0.0 {
+        say!(
+            "Dropout:     {:?} on the hidden layers (seed {})",
+            config.dropout,
+            config.seed
+        );
+    }
     say!("Early stop:  {stopping}");
+    if let Some(n) = config.halve_eta_after {
+        say!(
+            "Eta:         halved after {n} epoch{} without improvement, down to {:?} (stops \
+             instead of reaching {:?} = eta/128)",
+            plural(n),
+            config.eta / 64.0,
+            config.eta / 128.0
+        );
+    }
     say!("Monitoring:  {}", monitor_names(&config.monitor));
 }
 
@@ -1116,8 +1224,11 @@ fn accuracy_text(a: Accuracy) -> String {
 }
 
 /// The line printed after each epoch: only the monitored series.
-fn epoch_line(r: &EpochReport, epochs: usize) -> String {
+fn epoch_line(r: &EpochReport, epochs: usize, show_eta: bool) -> String {
     let mut line = format!("Epoch {}/{epochs}: {:.2} s training", r.epoch, r.seconds);
+    if show_eta {
+        let _ = write!(line, " at eta {:?}", r.eta);
+    }
     if let Some(a) = r.evaluation_accuracy {
         let _ = write!(line, "; evaluation accuracy {}", accuracy_text(a));
     }
@@ -1150,7 +1261,16 @@ fn print_summary(
         }
     }
     let run = summary.epochs.len();
-    if summary.stopped_early {
+    if summary.stop == StopReason::EtaScheduleExhausted {
+        let n = config.halve_eta_after.unwrap_or(0);
+        say!(
+            "The eta schedule ended training after epoch {run} of {}: {n} epoch{} without a new \
+             best at eta {:?} (eta/64); halving again would reach eta/128",
+            config.epochs,
+            plural(n),
+            summary.epochs.last().map_or(config.eta, |r| r.eta)
+        );
+    } else if summary.stopped_early {
         say!(
             "Early stopping ended training after epoch {run} of {} ({} epoch{} without a new best)",
             config.epochs,
@@ -1267,6 +1387,8 @@ struct Reporter {
     /// The last failure to write the metrics (cleared by a later success, since each write
     /// rewrites the whole file).
     metrics_error: Option<String>,
+    /// Print each epoch's eta (it changes with --halve-eta-after).
+    show_eta: bool,
 }
 
 impl Reporter {
@@ -1308,7 +1430,7 @@ impl Observer for Reporter {
     fn epoch(&mut self, report: &EpochReport) {
         self.clear_bar();
         if !self.quiet {
-            say!("{}", epoch_line(report, self.epochs));
+            say!("{}", epoch_line(report, self.epochs, self.show_eta));
         }
         if let Some(metrics) = &mut self.metrics {
             metrics.push(report);

@@ -50,6 +50,7 @@
 //! # Ok::<(), simdnet::Error>(())
 //! ```
 
+pub mod dropout;
 mod entry;
 mod generic;
 pub mod reference;

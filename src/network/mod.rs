@@ -43,6 +43,7 @@ mod examples;
 mod infer;
 mod json;
 mod rng;
+mod schedule;
 mod train;
 
 use std::fmt;
@@ -58,6 +59,7 @@ use crate::matrix::{MatMut, MatRef};
 
 pub use eval::Evaluation;
 pub use examples::{Examples, FloatExamples};
+pub use schedule::StopReason;
 pub use train::{
     Accuracy, EpochReport, Monitor, Observer, SgdConfig, Trainer, TrainingSummary, sgd,
 };
@@ -750,6 +752,20 @@ impl Forward {
         kernels: &Kernels,
         rows: usize,
     ) -> Result<()> {
+        self.run_filled_then(net, gemm, kernels, rows, |_, _| Ok(()))
+    }
+
+    /// [`Forward::run_filled`], calling `hidden(l, a)` on the activations `a` of each hidden
+    /// layer `l` (`1..layers`) as soon as they are computed, before the next layer's product
+    /// reads them (the trainer's dropout).
+    pub(crate) fn run_filled_then(
+        &mut self,
+        net: &Network,
+        gemm: &Gemm,
+        kernels: &Kernels,
+        rows: usize,
+        mut hidden: impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
         debug_assert!(rows <= self.capacity && net.sizes == self.sizes);
         let Forward {
             sizes,
@@ -778,6 +794,9 @@ impl Forward {
                 )?;
             }
             kernels.bias_activation(net.activations[l], z, a_out, &net.biases[l])?;
+            if l + 1 < net.layers() {
+                hidden(l + 1, a_out)?;
+            }
         }
         Ok(())
     }

@@ -9,10 +9,12 @@ use rand::seq::SliceRandom;
 
 use super::eval::Evaluation;
 use super::examples::Examples;
+use super::schedule::{EtaSchedule, StopReason};
 use super::{Cost, Forward, Network};
 use crate::error::{Error, Result};
 use crate::gemm::{Gemm, Parallelism};
 use crate::isa::Isa;
+use crate::kernels::dropout::Dropout;
 use crate::kernels::{Kernels, Optimizer, ParamStep};
 use crate::matrix::{MatMut, MatRef};
 
@@ -72,6 +74,19 @@ pub struct Trainer {
     grad_w: Vec<f32>,
     /// Per layer, the optimizer's state arrays for the weights (as `W^T`) and the biases.
     states: Vec<LayerState>,
+    /// Inverted dropout on the hidden layers ([`Trainer::with_dropout`]); `None` when off.
+    dropout: Option<DropoutState>,
+}
+
+/// The dropout rule, the step counter of its masks, and per layer (indexed like the
+/// activations, empty for the inputs and the output layer) the activations before dropout
+/// and the scaled mask of the last step.
+#[derive(Clone, Debug, PartialEq)]
+struct DropoutState {
+    rule: Dropout,
+    step: u64,
+    undropped: Vec<Vec<f32>>,
+    masks: Vec<Vec<f32>>,
 }
 
 /// One layer's optimizer state: up to two arrays shaped like its weights and two like its
@@ -134,6 +149,7 @@ impl Trainer {
             adam_steps: 0,
             grad_w: Vec::new(),
             states: vec![LayerState::default(); net.layers()],
+            dropout: None,
         })
     }
 
@@ -197,6 +213,56 @@ impl Trainer {
         self.lambda1 = lambda1;
         self.size_grad_buffer();
         Ok(self)
+    }
+
+    /// Adds inverted dropout of rate `p` on every hidden layer, during training only: each
+    /// hidden activation is kept with probability `1 - p` and scaled by `1 / (1 - p)`, else
+    /// set to 0, after the layer's activation and before the next layer's product; the
+    /// same mask multiplies that layer's backpropagated error, whose `f'` is taken from the
+    /// activations before dropout. The inputs and the output layer are never dropped, and
+    /// evaluation never drops.
+    ///
+    /// The mask of a unit is [`Dropout::mask`]`(step, layer, row, unit)` of
+    /// `Dropout::new(p, seed)`, `step` counting this trainer's steps from 0 (reset here) and
+    /// `row` the example's row in the mini-batch: a pure function of those, so the same bits
+    /// for any thread count and ISA. `p = 0` turns dropout off (network2; no extra pass).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadOption`] (option `dropout`) unless `p` is a number in `[0, 1)`.
+    pub fn with_dropout(mut self, p: f32, seed: u64) -> Result<Trainer> {
+        let rule = Dropout::new(p, seed)?;
+        if p == 0.0 {
+            self.dropout = None;
+            return Ok(self);
+        }
+        let sizes = &self.forward.sizes;
+        let capacity = self.forward.capacity;
+        let hidden = |l: usize| {
+            if l > 0 && l + 1 < sizes.len() {
+                vec![0.0; capacity * sizes[l]]
+            } else {
+                Vec::new()
+            }
+        };
+        self.dropout = Some(DropoutState {
+            rule,
+            step: 0,
+            undropped: (0..sizes.len()).map(hidden).collect(),
+            masks: (0..sizes.len()).map(hidden).collect(),
+        });
+        Ok(self)
+    }
+
+    /// The dropout rule, if dropout is on ([`Trainer::with_dropout`]).
+    pub fn dropout(&self) -> Option<Dropout> {
+        self.dropout.as_ref().map(|d| d.rule)
+    }
+
+    /// The step number the next step's dropout masks use (0 until the first step after
+    /// [`Trainer::with_dropout`], then one more per successful step; 0 when dropout is off).
+    pub fn dropout_step(&self) -> u64 {
+        self.dropout.as_ref().map_or(0, |d| d.step)
     }
 
     /// The optimizer.
@@ -322,6 +388,7 @@ impl Trainer {
             adam_steps,
             grad_w,
             states,
+            dropout,
         } = self;
         let param_step = |l2: f32, l1: f32| ParamStep {
             optimizer: *optimizer,
@@ -336,7 +403,30 @@ impl Trainer {
             (f64::from(*lambda1) / n as f64) as f32,
         );
         let bias_step = param_step(0.0, 0.0);
-        forward.run_filled(net, gemm, kernels, rows)?;
+        match dropout {
+            None => forward.run_filled(net, gemm, kernels, rows)?,
+            Some(DropoutState {
+                rule,
+                step,
+                undropped,
+                masks,
+            }) => {
+                // Each hidden layer's activations are dropped before the next product.
+                let sizes = &net.sizes;
+                forward.run_filled_then(net, gemm, kernels, rows, |l, a| {
+                    let len = a.len();
+                    kernels.dropout(
+                        rule,
+                        *step,
+                        l,
+                        sizes[l],
+                        a,
+                        &mut undropped[l][..len],
+                        &mut masks[l][..len],
+                    )
+                })?;
+            }
+        }
         let layers = net.layers();
         let labels = &labels[..rows];
         // network2 computes both factors in float64; each is rounded once to f32 here.
@@ -372,7 +462,18 @@ impl Trainer {
                     0.0,
                     MatMut::from_row_major(delta_below, rows, n_in)?,
                 )?;
-                kernels.activation_prime_mul(net.activations[l - 1], delta_below, a_in)?;
+                match dropout {
+                    // f' from the activations before dropout, times the same mask.
+                    Some(d) => kernels.dropout_prime_mul(
+                        net.activations[l - 1],
+                        delta_below,
+                        &d.undropped[l][..rows * n_in],
+                        &d.masks[l][..rows * n_in],
+                    )?,
+                    None => {
+                        kernels.activation_prime_mul(net.activations[l - 1], delta_below, a_in)?
+                    }
+                }
             }
             let grad_b = &mut grad_b[..n_out];
             kernels.column_sums(delta, rows, n_out, grad_b)?;
@@ -425,6 +526,9 @@ impl Trainer {
             kernels.sgd_update(&mut net.biases[l], grad_b, step)?;
             std::mem::swap(&mut current, &mut below);
         }
+        if let Some(d) = dropout {
+            d.step += 1;
+        }
         Ok(())
     }
 }
@@ -473,6 +577,15 @@ pub struct SgdConfig {
     /// Stop after this many epochs without a new best evaluation accuracy (network2's
     /// `early_stopping_n`); `None` trains every epoch.
     pub early_stopping: Option<usize>,
+    /// The book's chapter-3 learning-rate schedule: after this many epochs in a row without
+    /// a new best evaluation accuracy, halve eta (and count again from 0; a new best also
+    /// restarts the count). Training stops when eta would fall to `eta / 128` (1/128 of
+    /// `eta`, the initial value): the last epochs run at `eta / 64`, and the schedule ends
+    /// training instead of a seventh halving ([`StopReason::EtaScheduleExhausted`]). `None`
+    /// (the default, network2) keeps eta constant. Composes with `early_stopping`, which
+    /// counts from the last new best only: whichever fires first stops training (early
+    /// stopping, if both fire in the same epoch).
+    pub halve_eta_after: Option<usize>,
     /// Which series to compute after each epoch.
     pub monitor: Monitor,
     /// How parameters follow the gradient: network2's plain SGD by default, or momentum,
@@ -481,6 +594,9 @@ pub struct SgdConfig {
     /// The L1 regularization parameter, >= 0 (0: none, as network2); usable together with
     /// `lambda` ([`Trainer::with_l1`]).
     pub lambda1: f32,
+    /// The inverted-dropout rate of the hidden layers, in `[0, 1)` (0: none, as network2),
+    /// with masks seeded by `seed` ([`Trainer::with_dropout`]).
+    pub dropout: f32,
 }
 
 impl Default for SgdConfig {
@@ -495,12 +611,14 @@ impl Default for SgdConfig {
             shuffle: true,
             seed: 0,
             early_stopping: None,
+            halve_eta_after: None,
             monitor: Monitor {
                 evaluation_accuracy: true,
                 ..Monitor::default()
             },
             optimizer: Optimizer::Sgd,
             lambda1: 0.0,
+            dropout: 0.0,
         }
     }
 }
@@ -511,8 +629,10 @@ impl SgdConfig {
     /// # Errors
     ///
     /// [`Error::BadOption`] naming the first bad one: eta not > 0 or not finite, lambda
-    /// not >= 0 or not finite, a mini-batch size of 0, early stopping after 0 epochs,
-    /// lambda1 not >= 0 or not finite, optimizer constants [`Optimizer::validate`] refuses.
+    /// not >= 0 or not finite, a mini-batch size of 0, early stopping or eta halving after
+    /// 0 epochs,
+    /// lambda1 not >= 0 or not finite, a dropout rate outside `[0, 1)`, optimizer constants
+    /// [`Optimizer::validate`] refuses.
     pub fn validate(&self) -> Result<()> {
         check_rates(self.eta, self.lambda)?;
         self.optimizer.validate()?;
@@ -525,6 +645,7 @@ impl SgdConfig {
                 ),
             });
         }
+        Dropout::new(self.dropout, self.seed)?;
         if self.mini_batch_size == 0 {
             return Err(Error::BadOption {
                 option: "mini-batch size",
@@ -534,6 +655,12 @@ impl SgdConfig {
         if self.early_stopping == Some(0) {
             return Err(Error::BadOption {
                 option: "early stopping",
+                problem: "must be at least 1 epoch without improvement".to_string(),
+            });
+        }
+        if self.halve_eta_after == Some(0) {
+            return Err(Error::BadOption {
+                option: "eta halving",
                 problem: "must be at least 1 epoch without improvement".to_string(),
             });
         }
@@ -615,6 +742,8 @@ pub struct TrainingSummary {
     pub epochs: Vec<EpochReport>,
     /// Whether early stopping ended training before the last epoch.
     pub stopped_early: bool,
+    /// Why training ended: all epochs, early stopping, or the eta schedule.
+    pub stop: StopReason,
 }
 
 impl TrainingSummary {
@@ -661,8 +790,8 @@ impl Observer for () {}
 ///
 /// # Errors
 ///
-/// Bad hyperparameters ([`SgdConfig::validate`]), empty training data, early stopping
-/// without evaluation data, examples that do not fit the network (input size, labels), an
+/// Bad hyperparameters ([`SgdConfig::validate`]), empty training data, early stopping or
+/// eta halving without evaluation data, examples that do not fit the network (input size, labels), an
 /// invalid `SIMDNET_ISA`, or [`Error::Diverged`] when a weight or bias stops being finite
 /// (the network is then left as it was at the end of that epoch, for inspection).
 pub fn sgd(
@@ -713,12 +842,19 @@ fn sgd_on_pool(
             problem: "it watches the evaluation accuracy, so it needs evaluation data".to_string(),
         });
     }
+    if config.halve_eta_after.is_some() && evaluation.is_none_or(|e| e.is_empty()) {
+        return Err(Error::BadOption {
+            option: "eta halving",
+            problem: "it watches the evaluation accuracy, so it needs evaluation data".to_string(),
+        });
+    }
 
     let n = training.len();
     let mb = config.mini_batch_size.min(n);
     let mut trainer = Trainer::new(net, mb)?
         .with_optimizer(config.optimizer)?
-        .with_l1(config.lambda1)?;
+        .with_l1(config.lambda1)?
+        .with_dropout(config.dropout, config.seed)?;
     let mut order: Vec<usize> = (0..n).collect();
     // A stream of its own, so that the shuffle does not depend on how the network was made.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5348_5546_464c_4553);
@@ -727,8 +863,10 @@ fn sgd_on_pool(
     let mut summary = TrainingSummary::default();
     let mut best_correct = 0usize;
     let mut epochs_without_improvement = 0usize;
+    let mut schedule = EtaSchedule::new(config.eta, config.halve_eta_after);
 
     for epoch in 1..=config.epochs {
+        let eta = schedule.eta();
         if config.shuffle {
             order.shuffle(&mut rng);
         }
@@ -746,7 +884,7 @@ fn sgd_on_pool(
             if let Some(next) = order.get((b + 1) * mb..((b + 2) * mb).min(n)) {
                 training.prefetch(next);
             }
-            trainer.step_filled(net, rows, config.eta, config.lambda, n)?;
+            trainer.step_filled(net, rows, eta, config.lambda, n)?;
             if (b + 1) % report_every == 0 && b + 1 < batches {
                 observer.progress(epoch, (b + 1) * mb, n);
             }
@@ -775,7 +913,7 @@ fn sgd_on_pool(
 
         let mut report = EpochReport {
             epoch,
-            eta: config.eta,
+            eta,
             seconds,
             training_cost: None,
             training_accuracy: None,
@@ -790,7 +928,10 @@ fn sgd_on_pool(
         }
         let mut evaluation_correct = None;
         if let Some(eval) = evaluation
-            && (m.evaluation_cost || m.evaluation_accuracy || config.early_stopping.is_some())
+            && (m.evaluation_cost
+                || m.evaluation_accuracy
+                || config.early_stopping.is_some()
+                || config.halve_eta_after.is_some())
         {
             let e = net.evaluate(eval, config.lambda)?;
             report.evaluation_cost = m.evaluation_cost.then_some(e.cost);
@@ -800,16 +941,26 @@ fn sgd_on_pool(
         observer.epoch(&report);
         summary.epochs.push(report);
 
-        if let (Some(patience), Some(correct)) = (config.early_stopping, evaluation_correct) {
+        if let Some(correct) = evaluation_correct {
             // network2: a strictly better accuracy resets the count; anything else adds one.
-            if correct > best_correct {
+            let improved = correct > best_correct;
+            if improved {
                 best_correct = correct;
                 epochs_without_improvement = 0;
             } else {
                 epochs_without_improvement += 1;
             }
-            if epochs_without_improvement == patience {
+            if config.early_stopping == Some(epochs_without_improvement) {
                 summary.stopped_early = epoch < config.epochs;
+                if summary.stopped_early {
+                    summary.stop = StopReason::EarlyStopping;
+                }
+                break;
+            }
+            if schedule.after_epoch(improved) {
+                if epoch < config.epochs {
+                    summary.stop = StopReason::EtaScheduleExhausted;
+                }
                 break;
             }
         }
