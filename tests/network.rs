@@ -1166,3 +1166,26 @@ fn optimizers_and_l1_follow_their_rules_through_a_step() {
         }
     }
 }
+
+/// A step that fails (here on a label that is not an output) changes neither the network nor
+/// the optimizer's state: the next good step is Adam's first, as on a fresh trainer.
+#[test]
+fn a_failed_step_leaves_the_optimizer_state_alone() {
+    let net = Network::new(&[4, 3, 2], Cost::CrossEntropy, Init::Default, 2).unwrap();
+    let x = [0.1, 0.5, 0.0, 0.9, 0.3, 0.0, 0.7, 0.2];
+    let fresh = |net: &Network| {
+        Trainer::new(net, 2)
+            .unwrap()
+            .with_optimizer(Optimizer::ADAM)
+            .unwrap()
+    };
+    let (mut a, mut b) = (net.clone(), net.clone());
+    let mut failing = fresh(&net);
+    assert!(failing.step(&mut a, &x, &[0, 7], 0.01, 1.0, 10).is_err());
+    assert_eq!(a, net, "the failed step changed the network");
+    failing.step(&mut a, &x, &[0, 1], 0.01, 1.0, 10).unwrap();
+    fresh(&net)
+        .step(&mut b, &x, &[0, 1], 0.01, 1.0, 10)
+        .unwrap();
+    assert_eq!(a, b);
+}

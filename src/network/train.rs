@@ -373,9 +373,8 @@ impl Trainer {
         n: usize,
     ) -> Result<()> {
         let general = self.needs_gradient();
-        if matches!(self.optimizer, Optimizer::Adam { .. }) {
-            self.adam_steps += 1;
-        }
+        // Adam's step number; the count itself moves only once the step has succeeded.
+        let adam_step = self.adam_steps + 1;
         let Trainer {
             gemm,
             kernels,
@@ -396,7 +395,7 @@ impl Trainer {
             grad_scale: (1.0 / rows as f64) as f32,
             l2,
             l1,
-            t: *adam_steps,
+            t: adam_step,
         };
         let weight_step = param_step(
             (f64::from(lambda) / n as f64) as f32,
@@ -528,6 +527,9 @@ impl Trainer {
         }
         if let Some(d) = dropout {
             d.step += 1;
+        }
+        if matches!(optimizer, Optimizer::Adam { .. }) {
+            *adam_steps = adam_step;
         }
         Ok(())
     }
