@@ -6,15 +6,47 @@
 //! pixel values). The ISA is the selected one (`SIMDNET_ISA` forces another); the pool is
 //! rayon's default (`RAYON_NUM_THREADS=1` for one thread). Criterion's `elem/s` is images
 //! per second; an epoch's time is the figure the README's table quotes.
+//!
+//! `epoch/[784,30,10]/mb10+checkpoint` is the same epoch with a checkpoint written at its
+//! end (`train --checkpoint`: encoded, written to a temporary file, synced, renamed), and
+//! `checkpoint/save` writes one alone: its time over the epoch's is the cost of checkpointing
+//! every epoch.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use simdnet::data::{Mnist, MnistOptions};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use simdnet::network::{
-    Cost, Examples, FloatExamples, Init, Monitor, Network, SgdConfig, Trainer, sgd,
+    Cost, Examples, FloatExamples, Init, Monitor, Network, Observer, SgdConfig, Trainer,
+    TrainingState, checkpoint, sgd,
 };
+
+/// Writes every checkpoint offered to one file, as `train --checkpoint` does.
+struct Checkpointer {
+    path: PathBuf,
+    last: Option<TrainingState>,
+}
+
+impl Observer for Checkpointer {
+    fn wants_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(
+        &mut self,
+        net: &Network,
+        config: &SgdConfig,
+        state: &TrainingState,
+    ) -> simdnet::Result<()> {
+        checkpoint::save(&self.path, net, config, state, &BTreeMap::new())?;
+        self.last = Some(state.clone());
+        Ok(())
+    }
+}
 
 const SHAPES: [[usize; 3]; 2] = [[784, 30, 10], [784, 100, 10]];
 
@@ -90,7 +122,17 @@ fn epoch(c: &mut Criterion, images: &Images) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
     group.throughput(Throughput::Elements(50_000));
-    for (sizes, mb) in [(SHAPES[0], 10), (SHAPES[0], 100), (SHAPES[1], 10)] {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checkpointer = Checkpointer {
+        path: dir.path().join("bench.ckpt"),
+        last: None,
+    };
+    for (sizes, mb, checkpoints) in [
+        (SHAPES[0], 10, false),
+        (SHAPES[0], 10, true),
+        (SHAPES[0], 100, false),
+        (SHAPES[1], 10, false),
+    ] {
         let config = SgdConfig {
             epochs: 1,
             mini_batch_size: mb,
@@ -98,19 +140,43 @@ fn epoch(c: &mut Criterion, images: &Images) {
             ..SgdConfig::default()
         };
         let start = Network::new(&sizes, Cost::CrossEntropy, Init::Default, 1).unwrap();
-        let name = format!("{sizes:?}/mb{mb}").replace(' ', "");
+        let suffix = if checkpoints { "+checkpoint" } else { "" };
+        let name = format!("{sizes:?}/mb{mb}{suffix}").replace(' ', "");
         group.bench_function(BenchmarkId::from_parameter(name), |bench| {
             images.with(|data| {
                 pool.install(|| {
                     bench.iter(|| {
                         let mut net = start.clone();
-                        sgd(&mut net, data, None, &config, &mut ()).unwrap();
+                        if checkpoints {
+                            sgd(&mut net, data, None, &config, &mut checkpointer).unwrap();
+                        } else {
+                            sgd(&mut net, data, None, &config, &mut ()).unwrap();
+                        }
                         net
                     })
                 })
             })
         });
     }
+    group.finish();
+
+    // One checkpoint of the [784, 30, 10] run above, written alone.
+    let mut group = c.benchmark_group("checkpoint");
+    group.measurement_time(Duration::from_secs(5));
+    let net = Network::new(&SHAPES[0], Cost::CrossEntropy, Init::Default, 1).unwrap();
+    let state = checkpointer
+        .last
+        .take()
+        .expect("the epoch wrote a checkpoint");
+    let config = SgdConfig {
+        epochs: 1,
+        monitor: Monitor::default(),
+        ..SgdConfig::default()
+    };
+    let path = dir.path().join("alone.ckpt");
+    group.bench_function("save/[784,30,10]", |bench| {
+        bench.iter(|| checkpoint::save(&path, &net, &config, &state, &BTreeMap::new()).unwrap())
+    });
     group.finish();
 }
 

@@ -166,6 +166,15 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A checkpoint file cannot be used: wrong magic or version, truncated, a checksum
+    /// mismatch, a malformed or inconsistent header, or a state that does not fit the run.
+    #[error("{path}: not a usable checkpoint: {problem}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A network's layer sizes, weights or biases are inconsistent (built in memory, not read
     /// from a file).
     #[error("invalid network: {problem}")]

@@ -933,6 +933,60 @@ fn save_onto_a_full_disk() {
     }
 }
 
+#[test]
+fn checkpoint_onto_a_full_disk() {
+    let fx = Fixture::new();
+    let args = ["--checkpoint", "disk/ck.bin", "--epochs", "2"];
+    let expected = [
+        "cannot write disk/ck.bin: ",
+        "; training stopped; disk/ck.bin was not created",
+    ];
+    match train_on_tmpfs(&fx, "disk", "fill", &args) {
+        Some(out) => {
+            let err = assert_fails(&out, RUNTIME, &expected, false);
+            assert!(err.contains("No space left on device"), "{err}");
+            let (_, entries) = tmpfs_report(&out);
+            assert_eq!(entries, ["fill", "net.json"], "a temporary was left behind");
+        }
+        None => {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", "trap '' XFSZ; ulimit -f 1; exec \"$@\"", "sh"]);
+            let mut words = runner_words();
+            words.push(env!("CARGO_BIN_EXE_train").to_string());
+            words.extend(fx.args(&args));
+            fs::create_dir(fx.path("disk")).ok();
+            let out = fx.run(cmd, &words);
+            assert_fails(&out, RUNTIME, &expected, false);
+            let left: Vec<_> = fs::read_dir(fx.path("disk")).unwrap().collect();
+            assert!(left.is_empty(), "a temporary was left behind");
+        }
+    }
+}
+
+#[test]
+fn checkpoint_into_a_missing_directory() {
+    let fx = Fixture::new();
+    let out = fx.train(&["--checkpoint", "nowhere/ck.bin"]);
+    assert_fails(
+        &out,
+        RUNTIME,
+        &["cannot write the checkpoint to nowhere/ck.bin: the directory nowhere does not exist"],
+        true,
+    );
+}
+
+#[test]
+fn checkpoint_naming_another_output() {
+    let fx = Fixture::new();
+    let out = fx.train(&["--checkpoint", "out.json", "--save", "out.json"]);
+    assert_fails(
+        &out,
+        USAGE,
+        &["--save and the checkpoint both name out.json: give them different files"],
+        true,
+    );
+}
+
 // ---- Training (exit status 1). ----
 
 #[test]

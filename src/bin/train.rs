@@ -9,6 +9,7 @@
 //! summary, and errors as `error: <message>` on stderr. See `train --help` for the flags and
 //! the exit status.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
@@ -29,12 +30,14 @@ use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
     Accuracy, Activation, Cost, EpochReport, Examples, Init, Monitor, Network, Observer, Optimizer,
-    SgdConfig, StopReason, TrainingSummary, sgd,
+    SgdConfig, StopReason, TrainingState, TrainingSummary, checkpoint, sgd_from,
 };
 use simdnet::{Error, Isa};
 
 #[path = "train/plot.rs"]
 mod plot;
+#[path = "train/resume.rs"]
+mod resume;
 
 /// The data directory when neither `--data` nor `$MNIST_DIR` names one.
 const DEFAULT_DATA_DIR: &str = "data/mnist";
@@ -51,6 +54,9 @@ const EXIT_USAGE: u8 = 2;
 
 /// Exit status for runtime errors.
 const EXIT_RUNTIME: u8 = 1;
+
+/// The exit status after Ctrl-C (128 + SIGINT, as a shell reports a process it interrupted).
+const EXIT_INTERRUPTED: u8 = 130;
 
 const SHORT_AFTER_HELP: &str = "\
 Exit status: 0 success, 1 runtime error (files, divergence), 2 usage or configuration error.
@@ -102,7 +108,7 @@ Examples:
 ///
 /// With no flags this is the book's chapter-3 run: 784-30-10, cross-entropy, 30 epochs,
 /// mini-batches of 10, eta 0.5, lambda 5.0, test accuracy after each epoch.
-#[derive(Parser, Debug)]
+#[derive(Parser, Clone, Debug)]
 #[command(name = "train", version, after_help = SHORT_AFTER_HELP, after_long_help = AFTER_HELP)]
 struct Cli {
     /// Directory holding the four MNIST IDX files [default: $MNIST_DIR if set, else data/mnist]
@@ -305,6 +311,28 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     save: Option<PathBuf>,
 
+    /// Write the whole training state to FILE after every epoch [default: no checkpoints]
+    ///
+    /// The network, the optimizer's state (velocities, Adam's moments), the position in the
+    /// run, eta and the counters of --halve-eta-after and --early-stopping, the metrics so
+    /// far and every hyperparameter, in one binary file with a checksum. Written atomically
+    /// (a temporary file in the same directory, synced, then renamed over FILE), so a crash
+    /// or a full disk at any moment leaves the previous checkpoint intact. Ctrl-C stops at
+    /// the end of the current mini-batch and writes FILE there. Continue with --resume FILE.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+
+    /// Continue the run saved in the checkpoint FILE
+    ///
+    /// The network, the hyperparameters and the data options come from FILE; the run
+    /// continues at the mini-batch after the checkpoint and ends with the same network, bit
+    /// for bit, as if it had never stopped (on the same --isa; any --threads). Only --data,
+    /// --no-mmap, --threads, --isa, --save, --metrics, --plot, --quiet, --checkpoint and
+    /// --download may be given with it. Checkpoints keep going to FILE unless --checkpoint
+    /// names another file. --metrics gets the rows of the epochs before the checkpoint too.
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+
     /// Visit the training data in file order every epoch instead of shuffling it
     #[arg(long)]
     no_shuffle: bool,
@@ -505,7 +533,7 @@ fn parse_monitor(text: &str) -> Result<Monitor, String> {
 }
 
 /// Which flags the user gave on the command line (rather than left at their defaults).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Given {
     sizes: bool,
     cost: bool,
@@ -513,6 +541,8 @@ struct Given {
     hidden_activation: bool,
     momentum: bool,
     monitor: bool,
+    /// The flags given that --resume does not allow, as `--flag`.
+    resume_conflicts: Vec<String>,
 }
 
 impl Given {
@@ -525,6 +555,7 @@ impl Given {
             hidden_activation: given("hidden_activation"),
             momentum: given("momentum"),
             monitor: given("monitor"),
+            resume_conflicts: resume::flags_conflicting_with_resume(&Cli::command(), matches),
         }
     }
 }
@@ -536,6 +567,9 @@ enum Failure {
     Usage(String),
     /// A runtime error: files, training (exit status 1).
     Runtime(String),
+    /// Ctrl-C stopped training (exit status 130, as a shell reports a SIGINT): the message
+    /// says where, and where the checkpoint is.
+    Interrupted(String),
 }
 
 impl Failure {
@@ -543,12 +577,13 @@ impl Failure {
         match self {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::Runtime(_) => EXIT_RUNTIME,
+            Failure::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
 
     fn message(&self) -> &str {
         match self {
-            Failure::Usage(m) | Failure::Runtime(m) => m,
+            Failure::Usage(m) | Failure::Runtime(m) | Failure::Interrupted(m) => m,
         }
     }
 }
@@ -601,6 +636,12 @@ fn main() -> ExitCode {
         }
     };
 
+    if let Err(err) = resume::install_interrupt_handler()
+        && !cli.quiet
+    {
+        tell!("warning: cannot catch Ctrl-C ({err}); it will stop train without a checkpoint");
+    }
+
     // --isa fixes the process-wide selection before anything reads SIMDNET_ISA.
     if let Some(isa) = cli.isa
         && let Err(err) = simdnet::select_isa(isa)
@@ -626,7 +667,10 @@ fn main() -> ExitCode {
 
 /// Prints `failure` as `error: <message>` and returns its exit status.
 fn fail(failure: &Failure) -> ExitCode {
-    tell!("error: {}", failure.message());
+    match failure {
+        Failure::Interrupted(message) => tell!("interrupted: {message}"),
+        _ => tell!("error: {}", failure.message()),
+    }
     ExitCode::from(failure.code())
 }
 
@@ -647,7 +691,44 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
     let isa = simdnet::try_selected_isa()?;
     let threads = rayon::current_num_threads();
 
-    let config = SgdConfig {
+    // --resume: the run's network, hyperparameters and data options come from the
+    // checkpoint; the flags that would change them are refused.
+    let resumed = match &cli.resume {
+        Some(path) => {
+            if !given.resume_conflicts.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "{} cannot be given with --resume: the run's network, hyperparameters and \
+                     data options come from the checkpoint {}",
+                    given.resume_conflicts.join(", "),
+                    path.display()
+                )));
+            }
+            let resumed = resume::Resumed::load(path)?;
+            if resumed.isa != isa.name() && !cli.quiet {
+                tell!(
+                    "note: {} was written on ISA {}; continuing on {isa} gives a different \
+                     network, bit for bit, than the uninterrupted run would have (give --isa {} \
+                     for the same one)",
+                    path.display(),
+                    resumed.isa,
+                    resumed.isa
+                );
+            }
+            Some(resumed)
+        }
+        None => None,
+    };
+    let resumed_cli;
+    let cli = match &resumed {
+        Some(r) => {
+            resumed_cli = cli_of_checkpoint(cli, r)?;
+            &resumed_cli
+        }
+        None => cli,
+    };
+    let checkpoint_path = cli.checkpoint.clone().or_else(|| cli.resume.clone());
+
+    let mut config = SgdConfig {
         epochs: cli.epochs.get(),
         mini_batch_size: cli.mini_batch_size,
         eta: cli.eta,
@@ -678,6 +759,9 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
             "--momentum applies to --optimizer momentum or nesterov".to_string(),
         ));
     }
+    if let Some(r) = &resumed {
+        config = r.checkpoint.config;
+    }
     config.validate()?;
     if let (Some(save), Some(metrics)) = (&cli.save, &cli.metrics)
         && save == metrics
@@ -686,6 +770,20 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
             "--save and --metrics both name {}: give them different files",
             save.display()
         )));
+    }
+    if let Some(path) = &checkpoint_path {
+        for (flag, other) in [
+            ("--save", &cli.save),
+            ("--metrics", &cli.metrics),
+            ("--plot", &cli.plot),
+        ] {
+            if other.as_ref() == Some(path) {
+                return Err(Failure::Usage(format!(
+                    "{flag} and the checkpoint both name {}: give them different files",
+                    path.display()
+                )));
+            }
+        }
     }
     if let Some(plot) = &cli.plot {
         for (flag, other) in [("--save", &cli.save), ("--metrics", &cli.metrics)] {
@@ -765,78 +863,95 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
     }
 
     // The network.
-    let (mut net, origin) = match &cli.load {
-        Some(path) => {
-            let mut net = Network::load(path)?;
-            if given.sizes && net.sizes() != cli.sizes.0.as_slice() {
-                return Err(Failure::Usage(format!(
-                    "--sizes {} disagrees with the network in {}, whose sizes are {} (leave \
-                     --sizes out to use the file's)",
-                    cli.sizes,
-                    path.display(),
-                    join_sizes(net.sizes(), ",")
-                )));
-            }
-            let hidden = &net.activations()[..net.layers() - 1];
-            if given.hidden_activation && hidden.iter().any(|&a| a != cli.hidden_activation) {
-                return Err(Failure::Usage(format!(
-                    "--hidden-activation {} disagrees with the network in {}, whose hidden \
-                     layers are {} (leave it out to use the file's)",
-                    cli.hidden_activation,
-                    path.display(),
-                    join_activations(hidden)
-                )));
-            }
-            if let Some(out) = cli.output_activation
-                && out != net.output_activation()
-            {
-                return Err(Failure::Usage(format!(
-                    "--output-activation {out} disagrees with the network in {}, whose output \
-                     layer is {} (leave it out to use the file's)",
-                    path.display(),
-                    net.output_activation()
-                )));
-            }
-            if given.cost {
-                net.set_cost(cli.cost).map_err(|e| {
-                    Failure::Usage(format!(
-                        "--cost with the network in {}: {e}",
-                        path.display()
-                    ))
-                })?;
-            }
-            if given.init && !cli.quiet {
-                tell!(
-                    "note: --init is ignored with --load (the network's weights come from {})",
-                    path.display()
-                );
-            }
-            (net, format!("loaded from {}", path.display()))
-        }
-        None => {
-            let init = match cli.init {
-                Init::Default => "default",
-                Init::Large => "large",
-            };
-            let layers = cli.sizes.0.len().saturating_sub(1);
-            let mut activations = vec![cli.hidden_activation; layers];
-            if let Some(last) = activations.last_mut() {
-                *last = cli.output_activation.unwrap_or(match cli.cost {
-                    Cost::LogLikelihood => Activation::Softmax,
-                    _ => Activation::Sigmoid,
-                });
-            }
-            let net = Network::with_activations(
-                &cli.sizes.0,
-                &activations,
-                cli.cost,
-                cli.init,
-                cli.seed,
-            )?;
-            (
-                net,
-                format!("new, {init} initialization, seed {}", cli.seed),
+    let (mut net, origin) = if let Some(r) = &resumed {
+        let state = &r.checkpoint.state;
+        let at = if state.batches_done() > 0 {
+            format!(
+                "{} mini-batches into epoch {}",
+                state.batches_done(),
+                state.epochs_done() + 1
             )
+        } else {
+            format!("after epoch {}", state.epochs_done())
+        };
+        (
+            r.checkpoint.network.clone(),
+            format!("resumed from {}, {at}", r.path.display()),
+        )
+    } else {
+        match &cli.load {
+            Some(path) => {
+                let mut net = Network::load(path)?;
+                if given.sizes && net.sizes() != cli.sizes.0.as_slice() {
+                    return Err(Failure::Usage(format!(
+                        "--sizes {} disagrees with the network in {}, whose sizes are {} (leave \
+                         --sizes out to use the file's)",
+                        cli.sizes,
+                        path.display(),
+                        join_sizes(net.sizes(), ",")
+                    )));
+                }
+                let hidden = &net.activations()[..net.layers() - 1];
+                if given.hidden_activation && hidden.iter().any(|&a| a != cli.hidden_activation) {
+                    return Err(Failure::Usage(format!(
+                        "--hidden-activation {} disagrees with the network in {}, whose hidden \
+                         layers are {} (leave it out to use the file's)",
+                        cli.hidden_activation,
+                        path.display(),
+                        join_activations(hidden)
+                    )));
+                }
+                if let Some(out) = cli.output_activation
+                    && out != net.output_activation()
+                {
+                    return Err(Failure::Usage(format!(
+                        "--output-activation {out} disagrees with the network in {}, whose output \
+                         layer is {} (leave it out to use the file's)",
+                        path.display(),
+                        net.output_activation()
+                    )));
+                }
+                if given.cost {
+                    net.set_cost(cli.cost).map_err(|e| {
+                        Failure::Usage(format!(
+                            "--cost with the network in {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+                if given.init && !cli.quiet {
+                    tell!(
+                        "note: --init is ignored with --load (the network's weights come from {})",
+                        path.display()
+                    );
+                }
+                (net, format!("loaded from {}", path.display()))
+            }
+            None => {
+                let init = match cli.init {
+                    Init::Default => "default",
+                    Init::Large => "large",
+                };
+                let layers = cli.sizes.0.len().saturating_sub(1);
+                let mut activations = vec![cli.hidden_activation; layers];
+                if let Some(last) = activations.last_mut() {
+                    *last = cli.output_activation.unwrap_or(match cli.cost {
+                        Cost::LogLikelihood => Activation::Softmax,
+                        _ => Activation::Sigmoid,
+                    });
+                }
+                let net = Network::with_activations(
+                    &cli.sizes.0,
+                    &activations,
+                    cli.cost,
+                    cli.init,
+                    cli.seed,
+                )?;
+                (
+                    net,
+                    format!("new, {init} initialization, seed {}", cli.seed),
+                )
+            }
         }
     };
 
@@ -851,8 +966,15 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
     if let Some(path) = &cli.save {
         check_writable(path, "save the network to")?;
     }
+    if let Some(path) = &checkpoint_path {
+        check_writable(path, "write the checkpoint to")?;
+    }
+    let restored: &[EpochReport] = match &resumed {
+        Some(r) => &r.checkpoint.state.summary().epochs,
+        None => &[],
+    };
     let metrics = match &cli.metrics {
-        Some(path) => Some(MetricsFile::create(path)?),
+        Some(path) => Some(MetricsFile::create(path, restored)?),
         None => None,
     };
     if let Some(path) = &cli.plot {
@@ -891,16 +1013,32 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         metrics,
         metrics_error: None,
         show_eta: config.halve_eta_after.is_some(),
+        checkpoint: checkpoint_path.clone().map(|path| CheckpointTarget {
+            path,
+            notes: resume::notes(
+                &resume::DataOptions {
+                    evaluation: cli.evaluation.name().to_string(),
+                    validation_size: cli.validation_size,
+                    expand: cli.expand,
+                },
+                isa.name(),
+                &dir,
+            ),
+            last: None,
+        }),
     };
-    if reporter.show_bar {
-        reporter.bar = Some((1, reporter.new_bar(1, training.len())));
+    let state = resumed.as_ref().map(|r| &r.checkpoint.state);
+    let first_epoch = state.map_or(1, |s| s.epochs_done() + 1);
+    if reporter.show_bar && first_epoch <= config.epochs && !state.is_some_and(|s| s.finished()) {
+        reporter.bar = Some((first_epoch, reporter.new_bar(first_epoch, training.len())));
     }
-    let outcome = sgd(
+    let outcome = sgd_from(
         &mut net,
         training,
         (!evaluation.is_empty()).then_some(evaluation as _),
         &config,
         &mut reporter,
+        state,
     );
     reporter.clear_bar();
     let summary = match outcome {
@@ -915,8 +1053,45 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
                 config.eta
             )));
         }
+        Err(Error::Io { ref path, .. }) if Some(path) == checkpoint_path.as_ref() => {
+            // A checkpoint could not be written (a full disk): training stops there, and the
+            // file keeps the previous checkpoint, if any, whole.
+            let state = if path.exists() {
+                format!(
+                    "{} holds the previous checkpoint, intact: continue with train --resume {}",
+                    path.display(),
+                    path.display()
+                )
+            } else {
+                format!("{} was not created", path.display())
+            };
+            let kept = match &cli.save {
+                Some(save) => format!("; {}", not_saved(save)),
+                None => String::new(),
+            };
+            return Err(Failure::Runtime(format!(
+                "{}; training stopped; {state}{kept}",
+                outcome.expect_err("matched an error")
+            )));
+        }
         Err(err) => return Err(err.into()),
     };
+    if summary.stop == StopReason::Interrupted {
+        return Err(Failure::Interrupted(interrupted_message(
+            &summary,
+            reporter.checkpoint.as_ref(),
+            cli,
+        )));
+    }
+    if let Some(r) = &resumed
+        && r.checkpoint.state.finished()
+        && !cli.quiet
+    {
+        tell!(
+            "note: the run in {} had already finished; nothing was trained",
+            r.path.display()
+        );
+    }
 
     if let Some(path) = &cli.save {
         net.save(path)
@@ -940,6 +1115,41 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         Some(problem) => Err(Failure::Runtime(problem)),
         None => Ok(()),
     }
+}
+
+/// The command line of the run a checkpoint continues: `cli`'s data location, outputs and
+/// how to run, with the network's shape, the hyperparameters and the data options of the
+/// checkpoint (the SGD configuration itself is taken whole from the checkpoint).
+fn cli_of_checkpoint(cli: &Cli, r: &resume::Resumed) -> Result<Cli, Failure> {
+    let (net, config) = (&r.checkpoint.network, &r.checkpoint.config);
+    let bad = |what: String| {
+        Failure::Runtime(format!(
+            "{}: not a usable checkpoint: {what}",
+            r.path.display()
+        ))
+    };
+    let mut c = cli.clone();
+    c.sizes = Sizes(net.sizes().to_vec());
+    c.epochs = NonZeroUsize::new(config.epochs).ok_or_else(|| bad("a run of 0 epochs".into()))?;
+    c.mini_batch_size = config.mini_batch_size;
+    c.eta = config.eta;
+    c.lambda = config.lambda;
+    c.cost = net.cost();
+    c.seed = config.seed;
+    c.no_shuffle = !config.shuffle;
+    c.early_stopping = config.early_stopping;
+    c.halve_eta_after = config.halve_eta_after;
+    c.monitor = config.monitor;
+    c.lambda1 = config.lambda1;
+    c.dropout = config.dropout;
+    c.load = None;
+    c.evaluation = match r.data.evaluation.as_str() {
+        "validation" => EvaluationSet::Validation,
+        _ => EvaluationSet::Test,
+    };
+    c.validation_size = r.data.validation_size;
+    c.expand = r.data.expand;
+    Ok(c)
 }
 
 /// What became of the `--save` file when the network could not be saved.
@@ -1304,12 +1514,16 @@ struct MetricsFile {
 }
 
 impl MetricsFile {
-    /// Writes the header, which also checks that the file can be written.
-    fn create(path: &Path) -> Result<MetricsFile, Failure> {
-        let file = MetricsFile {
+    /// Writes the header and the rows of `restored` epochs (those before a --resume
+    /// checkpoint), which also checks that the file can be written.
+    fn create(path: &Path, restored: &[EpochReport]) -> Result<MetricsFile, Failure> {
+        let mut file = MetricsFile {
             path: path.to_path_buf(),
             text: format!("{METRICS_HEADER}\n"),
         };
+        for r in restored {
+            file.push(r);
+        }
         file.write().map_err(Failure::Runtime)?;
         Ok(file)
     }
@@ -1389,6 +1603,16 @@ struct Reporter {
     metrics_error: Option<String>,
     /// Print each epoch's eta (it changes with --halve-eta-after).
     show_eta: bool,
+    /// Where checkpoints go (--checkpoint, or the --resume file).
+    checkpoint: Option<CheckpointTarget>,
+}
+
+/// The checkpoint file, the notes written into it, and the position of the last one written.
+struct CheckpointTarget {
+    path: PathBuf,
+    notes: BTreeMap<String, String>,
+    /// (epochs finished, mini-batches of the next epoch) of the last checkpoint written.
+    last: Option<(usize, usize)>,
 }
 
 impl Reporter {
@@ -1443,10 +1667,70 @@ impl Observer for Reporter {
             }
         }
         // Start the next epoch's bar now, so that its rate and ETA count from the epoch's
-        // start rather than from its first progress report.
+        // start rather than from its first progress report (a checkpoint is written first).
         if self.show_bar && report.epoch < self.epochs {
             let next = report.epoch + 1;
             self.bar = Some((next, self.new_bar(next, self.per_epoch)));
         }
+    }
+
+    fn interrupted(&mut self) -> bool {
+        resume::interrupted()
+    }
+
+    fn wants_checkpoints(&self) -> bool {
+        self.checkpoint.is_some()
+    }
+
+    fn checkpoint(
+        &mut self,
+        net: &Network,
+        config: &SgdConfig,
+        state: &TrainingState,
+    ) -> Result<(), Error> {
+        if let Some(target) = &mut self.checkpoint {
+            checkpoint::save(&target.path, net, config, state, &target.notes)?;
+            target.last = Some((state.epochs_done(), state.batches_done()));
+        }
+        Ok(())
+    }
+}
+
+/// What `train` says when Ctrl-C stopped it: where, and how to continue.
+fn interrupted_message(
+    summary: &TrainingSummary,
+    checkpoint: Option<&CheckpointTarget>,
+    cli: &Cli,
+) -> String {
+    let done = summary.epochs.len();
+    match checkpoint {
+        Some(CheckpointTarget {
+            path,
+            last: Some((epochs, batches)),
+            ..
+        }) => {
+            let at = if *batches > 0 {
+                format!("{batches} mini-batches into epoch {}", epochs + 1)
+            } else {
+                format!("after epoch {epochs}")
+            };
+            format!(
+                "training stopped {at}; the checkpoint {} holds that point: continue with \
+                 train --resume {}{}",
+                path.display(),
+                path.display(),
+                if cli.save.is_some() {
+                    " (--save was not written: the run is not over)"
+                } else {
+                    ""
+                }
+            )
+        }
+        _ => format!(
+            "training stopped after {done} finished epoch{} without a checkpoint (give \
+             --checkpoint FILE to be able to continue an interrupted run); --save was not \
+             written",
+            plural(done)
+        ),
     }
 }

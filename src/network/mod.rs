@@ -38,6 +38,7 @@
 //! # Ok::<(), simdnet::Error>(())
 //! ```
 
+pub mod checkpoint;
 mod eval;
 mod examples;
 mod infer;
@@ -61,7 +62,8 @@ pub use eval::Evaluation;
 pub use examples::{Examples, FloatExamples};
 pub use schedule::StopReason;
 pub use train::{
-    Accuracy, EpochReport, Monitor, Observer, SgdConfig, Trainer, TrainingSummary, sgd,
+    Accuracy, EpochReport, Monitor, Observer, SgdConfig, Trainer, TrainingState, TrainingSummary,
+    sgd, sgd_from,
 };
 
 /// The costs: network2's two, and the log-likelihood of a softmax output layer (the book's

@@ -16,6 +16,9 @@ pub enum StopReason {
     /// The learning-rate schedule (`SgdConfig::halve_eta_after`) fired before the last epoch
     /// with eta already at `eta0 / 64`: halving it again would reach `eta0 / 128`.
     EtaScheduleExhausted,
+    /// [`super::Observer::interrupted`] asked to stop (a Ctrl-C): the run is not over, and
+    /// the checkpoint offered at that point continues it ([`super::sgd_from`]).
+    Interrupted,
 }
 
 /// The state of the halving schedule within one [`super::sgd`] run.
@@ -37,6 +40,17 @@ impl EtaSchedule {
             halvings: 0,
             stale: 0,
         }
+    }
+
+    /// The counters a checkpoint keeps: halvings so far, and epochs without improvement
+    /// since the last new best or halving.
+    pub(crate) fn counters(&self) -> (u32, usize) {
+        (self.halvings, self.stale)
+    }
+
+    /// Sets the counters back to what [`EtaSchedule::counters`] returned.
+    pub(crate) fn restore(&mut self, halvings: u32, stale: usize) {
+        (self.halvings, self.stale) = (halvings, stale);
     }
 
     /// The learning rate of the next epoch: `eta0 / 2^halvings`, exact (a division by a

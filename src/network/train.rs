@@ -270,6 +270,69 @@ impl Trainer {
         self.optimizer
     }
 
+    /// The optimizer's state as a list of arrays, for checkpoints: per layer, its weight
+    /// arrays (stored as `W^T`) then its bias arrays, [`Optimizer::state_arrays`] of each.
+    pub(crate) fn optimizer_arrays(&self) -> Vec<&[f32]> {
+        let k = self.optimizer.state_arrays();
+        let mut out = Vec::with_capacity(self.states.len() * 2 * k);
+        for s in &self.states {
+            out.extend(s.w[..k].iter().map(Vec::as_slice));
+            out.extend(s.b[..k].iter().map(Vec::as_slice));
+        }
+        out
+    }
+
+    /// Restores what [`Trainer::optimizer_arrays`], [`Trainer::adam_steps`] and
+    /// [`Trainer::dropout_step`] returned (the optimizer, L1 and dropout must already be set
+    /// as they were). Returns what does not fit, leaving the trainer unchanged.
+    pub(crate) fn restore_state(
+        &mut self,
+        arrays: &[Vec<f32>],
+        adam_steps: u64,
+        dropout_step: u64,
+    ) -> std::result::Result<(), String> {
+        let k = self.optimizer.state_arrays();
+        let expected = self.states.len() * 2 * k;
+        if arrays.len() != expected {
+            return Err(format!(
+                "{} optimizer state arrays, where {:?} needs {expected}",
+                arrays.len(),
+                self.optimizer
+            ));
+        }
+        let mut next = arrays.iter();
+        for (l, s) in self.states.iter().enumerate() {
+            for dst in s.w[..k].iter().chain(&s.b[..k]) {
+                let src = next.next().expect("counted above");
+                if src.len() != dst.len() {
+                    return Err(format!(
+                        "an optimizer state array of layer {} holds {} values, not {}",
+                        l + 1,
+                        src.len(),
+                        dst.len()
+                    ));
+                }
+            }
+        }
+        let mut next = arrays.iter();
+        for s in &mut self.states {
+            let LayerState { w, b } = s;
+            for dst in w[..k].iter_mut().chain(b[..k].iter_mut()) {
+                dst.copy_from_slice(next.next().expect("counted above"));
+            }
+        }
+        self.adam_steps = adam_steps;
+        if let Some(d) = &mut self.dropout {
+            d.step = dropout_step;
+        }
+        Ok(())
+    }
+
+    /// Successful steps taken with Adam (0 for the other optimizers).
+    pub(crate) fn adam_steps(&self) -> u64 {
+        self.adam_steps
+    }
+
     /// Whether the weight update needs the gradient as a matrix (anything but network2's
     /// rule, which the GEMM applies in its write-back).
     fn needs_gradient(&self) -> bool {
@@ -763,8 +826,9 @@ impl TrainingSummary {
     }
 }
 
-/// Receives [`sgd`]'s progress; the library itself never prints. Both methods default to
-/// doing nothing, and `()` is an observer that ignores everything.
+/// Receives [`sgd`]'s progress and may ask for checkpoints or stop training; the library
+/// itself never prints. Every method has a default that does nothing, and `()` is an
+/// observer that ignores everything.
 pub trait Observer {
     /// `done` of `total` training examples of epoch `epoch` have been used. Called about a
     /// hundred times per epoch, and once at its end.
@@ -776,9 +840,165 @@ pub trait Observer {
     fn epoch(&mut self, report: &EpochReport) {
         let _ = report;
     }
+
+    /// Asked after every mini-batch: `true` stops training there (a Ctrl-C). [`sgd`] then
+    /// offers a checkpoint of that point (if [`Observer::wants_checkpoints`]) and returns
+    /// with [`StopReason::Interrupted`]. Keep it cheap: an atomic load.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+
+    /// Whether [`Observer::checkpoint`] should be called (building a checkpoint copies the
+    /// optimizer's state, so it is only done on request).
+    fn wants_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// The whole state of training at the end of an epoch (after its evaluation and the
+    /// early-stopping and schedule rules), or at an interruption: with `net` and the
+    /// configuration, everything [`sgd_from`] needs to continue exactly
+    /// ([`super::checkpoint::save`] writes it to a file). An error stops training and is
+    /// returned by [`sgd`].
+    ///
+    /// # Errors
+    ///
+    /// Whatever the observer could not do (a checkpoint that could not be written).
+    fn checkpoint(
+        &mut self,
+        net: &Network,
+        config: &SgdConfig,
+        state: &TrainingState,
+    ) -> Result<()> {
+        let _ = (net, config, state);
+        Ok(())
+    }
 }
 
 impl Observer for () {}
+
+/// Where [`sgd`] is in a run, with everything beyond the network and the [`SgdConfig`] that
+/// continuing it needs: the position (epochs finished, mini-batches of the next epoch
+/// done), the optimizer's state, the counters of early stopping, the eta schedule and
+/// dropout, and the per-epoch reports so far. The shuffling generator's state is not stored:
+/// it is a pure function of the seed and the number of epochs shuffled, and is replayed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingState {
+    pub(crate) epochs_done: usize,
+    pub(crate) batches_done: usize,
+    /// Training seconds already spent in the unfinished epoch (0 at an epoch's end).
+    pub(crate) partial_seconds: f64,
+    pub(crate) training_examples: usize,
+    pub(crate) best_correct: usize,
+    pub(crate) epochs_without_improvement: usize,
+    pub(crate) eta_halvings: u32,
+    pub(crate) eta_stale: usize,
+    pub(crate) adam_steps: u64,
+    pub(crate) dropout_step: u64,
+    /// [`Trainer::optimizer_arrays`].
+    pub(crate) optimizer_arrays: Vec<Vec<f32>>,
+    pub(crate) summary: TrainingSummary,
+    /// Set when training ended by itself (all epochs, or a rule fired): nothing is left to
+    /// run. An interruption leaves it `false`.
+    pub(crate) finished: bool,
+}
+
+impl TrainingState {
+    /// Epochs finished.
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Mini-batches of epoch `epochs_done() + 1` already trained (0 unless interrupted).
+    pub fn batches_done(&self) -> usize {
+        self.batches_done
+    }
+
+    /// The training-set size the run uses (`n` of the L2 decay).
+    pub fn training_examples(&self) -> usize {
+        self.training_examples
+    }
+
+    /// The reports of the finished epochs, and how training ended so far.
+    pub fn summary(&self) -> &TrainingSummary {
+        &self.summary
+    }
+
+    /// Whether the run is over (every epoch ran, or early stopping or the eta schedule ended
+    /// it): resuming it trains nothing more.
+    pub fn finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Checks that the state can continue `config` on `net` with `training_examples`
+    /// examples; `Err` says what does not fit.
+    pub(crate) fn check(
+        &self,
+        net: &Network,
+        config: &SgdConfig,
+        training_examples: usize,
+    ) -> std::result::Result<(), String> {
+        if self.training_examples != training_examples {
+            return Err(format!(
+                "it was made with {} training examples, and the training data now holds {}",
+                self.training_examples, training_examples
+            ));
+        }
+        if self.epochs_done > config.epochs {
+            return Err(format!(
+                "it has {} epochs done of a run of {}",
+                self.epochs_done, config.epochs
+            ));
+        }
+        let mb = config.mini_batch_size.min(training_examples.max(1));
+        let batches = training_examples.div_ceil(mb);
+        if self.batches_done >= batches.max(1) || (self.batches_done > 0 && self.finished) {
+            return Err(format!(
+                "it is {} mini-batches into an epoch of {batches}",
+                self.batches_done
+            ));
+        }
+        if self.summary.epochs.len() != self.epochs_done
+            || self
+                .summary
+                .epochs
+                .iter()
+                .enumerate()
+                .any(|(i, r)| r.epoch != i + 1)
+        {
+            return Err(format!(
+                "its reports do not number epochs 1 to {}",
+                self.epochs_done
+            ));
+        }
+        if self.eta_halvings >= super::schedule::HALVINGS_TO_STOP {
+            return Err(format!(
+                "eta was halved {} times, more than the schedule allows",
+                self.eta_halvings
+            ));
+        }
+        if !(self.partial_seconds >= 0.0 && self.partial_seconds.is_finite()) {
+            return Err(format!(
+                "{} seconds spent in an epoch is not a time",
+                self.partial_seconds
+            ));
+        }
+        let k = config.optimizer.state_arrays();
+        let expected: Vec<usize> = net
+            .sizes
+            .windows(2)
+            .flat_map(|p| std::iter::repeat_n(p[0] * p[1], k).chain(std::iter::repeat_n(p[1], k)))
+            .collect();
+        let got: Vec<usize> = self.optimizer_arrays.iter().map(Vec::len).collect();
+        if got != expected {
+            return Err(format!(
+                "its optimizer state has arrays of {got:?} values, where {:?} on this network \
+                 needs {expected:?}",
+                config.optimizer
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// network2's `SGD`: trains `net` for `config.epochs` epochs of mini-batch SGD on `training`,
 /// evaluating after each epoch on `evaluation` (if given) and `training` as
@@ -795,7 +1015,8 @@ impl Observer for () {}
 /// Bad hyperparameters ([`SgdConfig::validate`]), empty training data, early stopping or
 /// eta halving without evaluation data, examples that do not fit the network (input size, labels), an
 /// invalid `SIMDNET_ISA`, or [`Error::Diverged`] when a weight or bias stops being finite
-/// (the network is then left as it was at the end of that epoch, for inspection).
+/// (the network is then left as it was at the end of that epoch, for inspection), or the
+/// error of [`Observer::checkpoint`].
 pub fn sgd(
     net: &mut Network,
     training: &dyn Examples,
@@ -803,27 +1024,88 @@ pub fn sgd(
     config: &SgdConfig,
     observer: &mut (dyn Observer + Send),
 ) -> Result<TrainingSummary> {
+    sgd_from(net, training, evaluation, config, observer, None)
+}
+
+/// [`sgd`], continuing from `state` when given: the run picks up where the checkpoint that
+/// holds `state`, `net` and `config` was taken, and ends with the network bitwise identical
+/// to an uninterrupted run's (on the same ISA; any pool size). The returned summary holds
+/// every epoch of the run, the restored ones included.
+///
+/// # Errors
+///
+/// As [`sgd`], and [`Error::BadOption`] (option `checkpoint`) when `state` does not fit
+/// `net`, `config` or the training data.
+pub fn sgd_from(
+    net: &mut Network,
+    training: &dyn Examples,
+    evaluation: Option<&dyn Examples>,
+    config: &SgdConfig,
+    observer: &mut (dyn Observer + Send),
+    state: Option<&TrainingState>,
+) -> Result<TrainingSummary> {
     if rayon::current_thread_index().is_some() {
-        sgd_on_pool(net, training, evaluation, config, observer)
+        sgd_on_pool(net, training, evaluation, config, observer, state)
     } else {
         // Called from outside any pool: run on rayon's global pool, so that split products
         // start on a pool thread (a split issued from outside has to inject its work and
         // wake a worker at every product, which costs more than it saves).
         let mut result = None;
         rayon::scope(|_| {
-            result = Some(sgd_on_pool(net, training, evaluation, config, observer));
+            result = Some(sgd_on_pool(
+                net, training, evaluation, config, observer, state,
+            ));
         });
         result.expect("rayon::scope runs its closure before returning")
     }
 }
 
-/// [`sgd`], on a pool thread.
+/// The counters of one run that live across epochs.
+struct RunCounters {
+    best_correct: usize,
+    epochs_without_improvement: usize,
+    schedule: EtaSchedule,
+}
+
+/// The state to hand to [`Observer::checkpoint`].
+fn snapshot(
+    trainer: &Trainer,
+    counters: &RunCounters,
+    summary: &TrainingSummary,
+    position: (usize, usize, f64),
+    n: usize,
+    finished: bool,
+) -> TrainingState {
+    let (eta_halvings, eta_stale) = counters.schedule.counters();
+    TrainingState {
+        epochs_done: position.0,
+        batches_done: position.1,
+        partial_seconds: position.2,
+        training_examples: n,
+        best_correct: counters.best_correct,
+        epochs_without_improvement: counters.epochs_without_improvement,
+        eta_halvings,
+        eta_stale,
+        adam_steps: trainer.adam_steps(),
+        dropout_step: trainer.dropout_step(),
+        optimizer_arrays: trainer
+            .optimizer_arrays()
+            .into_iter()
+            .map(<[f32]>::to_vec)
+            .collect(),
+        summary: summary.clone(),
+        finished,
+    }
+}
+
+/// [`sgd_from`], on a pool thread.
 fn sgd_on_pool(
     net: &mut Network,
     training: &dyn Examples,
     evaluation: Option<&dyn Examples>,
     config: &SgdConfig,
     observer: &mut (dyn Observer + Send),
+    state: Option<&TrainingState>,
 ) -> Result<TrainingSummary> {
     config.validate()?;
     if training.is_empty() {
@@ -863,17 +1145,56 @@ fn sgd_on_pool(
     let batches = n.div_ceil(mb);
     let report_every = batches.div_ceil(100);
     let mut summary = TrainingSummary::default();
-    let mut best_correct = 0usize;
-    let mut epochs_without_improvement = 0usize;
-    let mut schedule = EtaSchedule::new(config.eta, config.halve_eta_after);
+    let mut counters = RunCounters {
+        best_correct: 0,
+        epochs_without_improvement: 0,
+        schedule: EtaSchedule::new(config.eta, config.halve_eta_after),
+    };
+    let (mut first_epoch, mut skip_batches, mut carried_seconds) = (1, 0, 0.0);
+    if let Some(state) = state {
+        let unusable = |problem: String| Error::BadOption {
+            option: "checkpoint",
+            problem,
+        };
+        state.check(net, config, n).map_err(unusable)?;
+        trainer
+            .restore_state(
+                &state.optimizer_arrays,
+                state.adam_steps,
+                state.dropout_step,
+            )
+            .map_err(unusable)?;
+        counters.best_correct = state.best_correct;
+        counters.epochs_without_improvement = state.epochs_without_improvement;
+        counters
+            .schedule
+            .restore(state.eta_halvings, state.eta_stale);
+        summary = state.summary.clone();
+        if state.finished {
+            return Ok(summary);
+        }
+        summary.stop = StopReason::AllEpochs;
+        // The shuffles of the finished epochs, replayed: each epoch shuffles the previous
+        // epoch's order, so the generator and the order both come back.
+        if config.shuffle {
+            for _ in 0..state.epochs_done {
+                order.shuffle(&mut rng);
+            }
+        }
+        (first_epoch, skip_batches, carried_seconds) = (
+            state.epochs_done + 1,
+            state.batches_done,
+            state.partial_seconds,
+        );
+    }
 
-    for epoch in 1..=config.epochs {
-        let eta = schedule.eta();
+    for epoch in first_epoch..=config.epochs {
+        let eta = counters.schedule.eta();
         if config.shuffle {
             order.shuffle(&mut rng);
         }
         let started = Instant::now();
-        for (b, batch) in order.chunks(mb).enumerate() {
+        for (b, batch) in order.chunks(mb).enumerate().skip(skip_batches) {
             let rows = batch.len();
             let inputs = trainer.forward.input_mut(rows);
             let labels = &mut trainer.labels[..rows];
@@ -890,8 +1211,19 @@ fn sgd_on_pool(
             if (b + 1) % report_every == 0 && b + 1 < batches {
                 observer.progress(epoch, (b + 1) * mb, n);
             }
+            if b + 1 < batches && observer.interrupted() {
+                summary.stop = StopReason::Interrupted;
+                if observer.wants_checkpoints() {
+                    let seconds = carried_seconds + started.elapsed().as_secs_f64();
+                    let position = (epoch - 1, b + 1, seconds);
+                    let state = snapshot(&trainer, &counters, &summary, position, n, false);
+                    observer.checkpoint(net, config, &state)?;
+                }
+                return Ok(summary);
+            }
         }
-        let seconds = started.elapsed().as_secs_f64();
+        let seconds = carried_seconds + started.elapsed().as_secs_f64();
+        (skip_batches, carried_seconds) = (0, 0.0);
         observer.progress(epoch, n, n);
         if let Some(what) = net.first_non_finite() {
             // Layer l + 1 (counted from 1, as the README does) holds weights[l] and biases[l].
@@ -943,28 +1275,40 @@ fn sgd_on_pool(
         observer.epoch(&report);
         summary.epochs.push(report);
 
+        let mut finished = epoch == config.epochs;
         if let Some(correct) = evaluation_correct {
             // network2: a strictly better accuracy resets the count; anything else adds one.
-            let improved = correct > best_correct;
+            let improved = correct > counters.best_correct;
             if improved {
-                best_correct = correct;
-                epochs_without_improvement = 0;
+                counters.best_correct = correct;
+                counters.epochs_without_improvement = 0;
             } else {
-                epochs_without_improvement += 1;
+                counters.epochs_without_improvement += 1;
             }
-            if config.early_stopping == Some(epochs_without_improvement) {
+            if config.early_stopping == Some(counters.epochs_without_improvement) {
                 summary.stopped_early = epoch < config.epochs;
                 if summary.stopped_early {
                     summary.stop = StopReason::EarlyStopping;
                 }
-                break;
-            }
-            if schedule.after_epoch(improved) {
+                finished = true;
+            } else if counters.schedule.after_epoch(improved) {
                 if epoch < config.epochs {
                     summary.stop = StopReason::EtaScheduleExhausted;
                 }
-                break;
+                finished = true;
             }
+        }
+        if observer.wants_checkpoints() {
+            let state = snapshot(&trainer, &counters, &summary, (epoch, 0, 0.0), n, finished);
+            observer.checkpoint(net, config, &state)?;
+        }
+        if finished {
+            break;
+        }
+        if observer.interrupted() {
+            // Between epochs: the checkpoint just offered is the place to resume from.
+            summary.stop = StopReason::Interrupted;
+            break;
         }
     }
     Ok(summary)
