@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use simdnet::atomic;
 use simdnet::data::download::{DownloadOptions, DownloadProgress, FileReport, Outcome, download};
-use simdnet::data::expand::Expanded;
+use simdnet::data::expand::{self, Expanded};
 use simdnet::data::{Dataset, LoadMode, Mnist, MnistOptions};
 use simdnet::isa::ISA_ENV_VAR;
 use simdnet::network::{
@@ -962,6 +962,21 @@ fn run(cli: &Cli, given: Given, started: Instant) -> Result<(), Failure> {
         check_fits(&net, evaluation, cli.load.as_deref())?;
     }
 
+    // A checkpoint continues only on the data it was made on: checked before any output
+    // file is touched (the library checks it too, but only once training starts).
+    if let Some(r) = &resumed {
+        let examples = training.len() * if cli.expand { expand::COPIES } else { 1 };
+        let made_with = r.checkpoint.state.training_examples();
+        if examples != made_with {
+            return Err(Failure::Usage(format!(
+                "{}: the checkpoint was made with {made_with} training examples, and the \
+                 training data in {} now holds {examples}: resume it on the data it was made on",
+                r.path.display(),
+                dir.display()
+            )));
+        }
+    }
+
     // The outputs, before any training time is spent.
     if let Some(path) = &cli.save {
         check_writable(path, "save the network to")?;
@@ -1149,6 +1164,10 @@ fn cli_of_checkpoint(cli: &Cli, r: &resume::Resumed) -> Result<Cli, Failure> {
     };
     c.validation_size = r.data.validation_size;
     c.expand = r.data.expand;
+    // Without --data, the run's own data directory (before $MNIST_DIR and data/mnist).
+    if c.data.is_none() {
+        c.data.clone_from(&r.data_dir);
+    }
     Ok(c)
 }
 

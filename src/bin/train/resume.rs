@@ -77,6 +77,8 @@ pub struct Resumed {
     pub data: DataOptions,
     /// The ISA the run trained on so far (the name).
     pub isa: String,
+    /// The data directory the run read (as it was given then), if the note is there.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Resumed {
@@ -114,6 +116,7 @@ impl Resumed {
             .parse::<bool>()
             .map_err(|e| problem(format!("its {NOTE_EXPAND} note is not true or false: {e}")))?;
         let isa = note(NOTE_ISA)?;
+        let data_dir = checkpoint.notes.get(NOTE_DATA).map(PathBuf::from);
         Ok(Resumed {
             path: path.to_path_buf(),
             checkpoint,
@@ -123,6 +126,7 @@ impl Resumed {
                 expand,
             },
             isa,
+            data_dir,
         })
     }
 }
