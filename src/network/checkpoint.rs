@@ -621,6 +621,43 @@ mod tests {
     }
 
     #[test]
+    fn metrics_read_back_with_the_same_bits() {
+        // serde_json parses floats exactly only with its `float_roundtrip` feature; without
+        // it this value (a cost from CI's scalar run) came back one ulp off.
+        let mut c = Checkpoint::from_bytes(&checkpoints()[2]).unwrap();
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut values = vec![2.2871837456768334, 1e-300, 5e-324, f64::MAX];
+        values.extend((0..2000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f64::from_bits(x >> 2) // finite, positive, of every magnitude
+        }));
+        for chunk in values.chunks(2) {
+            let mut state = c.state.clone();
+            for r in &mut state.summary.epochs {
+                r.training_cost = Some(chunk[0]);
+                r.evaluation_cost = chunk.get(1).copied();
+            }
+            c.state = state;
+            let again = Checkpoint::from_bytes(&c.to_bytes()).unwrap();
+            let bits = |s: &TrainingState| {
+                s.summary
+                    .epochs
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.training_cost.map(f64::to_bits),
+                            r.evaluation_cost.map(f64::to_bits),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&again.state), bits(&c.state), "{chunk:?}");
+        }
+    }
+
+    #[test]
     fn every_truncation_and_every_flipped_byte_is_refused() {
         let bytes = &checkpoints()[1];
         for len in 0..bytes.len() {
