@@ -19,10 +19,11 @@
 //!
 //! Column layout of both kernels: the `n` columns are `ceil(n / LANES)` vectors, the last
 //! possibly partial (masked loads and stores, never past the row). The vectors are split into
-//! groups of at most 4 (4 accumulators, plus 4 more in the forward product so that
-//! consecutive entries feed independent chains and the multiply-add latency is hidden: 8 of
-//! the 16 AVX2 registers), and each group walks the entries once. Groups are balanced: 13
-//! vectors (n = 100 on AVX2) are walked as 4 + 3 + 3 + 3, not 4 + 4 + 4 + 1.
+//! balanced groups of at most 13, each group's accumulators (or held gradient row) in
+//! registers, and each group walks the entries once: a layer of up to 104 neurons on AVX2
+//! (13 vectors of 8) reads each entry once per product. The forward product keeps a second
+//! set of accumulators for the odd entries when a row is 6 vectors or fewer, so that
+//! consecutive entries feed independent chains and the multiply-add latency stays hidden.
 
 use std::ops::Range;
 
@@ -119,8 +120,10 @@ impl SparseRows {
 }
 
 /// Fills a [`SparseRows`] from a dense batch: per vector of inputs one compare gives the
-/// mask of nonzero lanes, and each set bit (lowest first) appends one entry. Runs of zeros,
-/// most of an MNIST image, cost one compare per vector.
+/// mask of nonzero lanes, and the vector's nonzero lanes are left-packed onto the entries
+/// (`Vector::compress_store`: on AVX2 one permutation through a table and two whole-vector
+/// stores, with no branch per entry). Runs of zeros, most of an MNIST image, cost one
+/// compare per vector.
 ///
 /// Invariants: `x.len() == rows * into.cols`, `rows < into.starts.len()`, and the entry
 /// arrays have `MAX_LANES` slots beyond `into.max_nonzeros`.
@@ -147,9 +150,9 @@ impl Kernel for ScanNonzeros<'_> {
         into.starts[0] = 0;
         // SAFETY: the ISA is the caller's contract. Reads: row r's lanes j.. (whole vectors
         // while j + LANES <= cols, then cols - j lanes) lie in x (rows * cols). Writes: a
-        // vector adds at most LANES <= MAX_LANES entries to a count that is at most `limit`
-        // before it (checked after every vector), so they land below limit + MAX_LANES, the
-        // arrays' length.
+        // vector writes LANES <= MAX_LANES slots from a count that is at most `limit` before
+        // it (checked after every vector), so they land below limit + MAX_LANES, the arrays'
+        // length.
         unsafe {
             for r in 0..self.rows {
                 let row = x.add(r * cols);
@@ -161,16 +164,13 @@ impl Kernel for ScanNonzeros<'_> {
                     } else {
                         V::load_partial(row.add(j), lanes)
                     };
-                    let mut bits = v.nonzero_lanes();
-                    while bits != 0 {
-                        let lane = bits.trailing_zeros() as usize;
-                        *index.add(count) = (j + lane) as u32;
-                        *values.add(count) = *row.add(j + lane);
-                        count += 1;
-                        bits &= bits - 1;
-                    }
-                    if count > limit {
-                        return false;
+                    let bits = v.nonzero_lanes();
+                    if bits != 0 {
+                        count +=
+                            v.compress_store(bits, j as u32, values.add(count), index.add(count));
+                        if count > limit {
+                            return false;
+                        }
                     }
                     j += V::LANES;
                 }
@@ -183,8 +183,8 @@ impl Kernel for ScanNonzeros<'_> {
     }
 }
 
-/// The column groups of a row of `n` columns in vectors of `lanes`: at most 4 vectors each,
-/// balanced. Yields `(first column, vectors in the group, lanes of the group's last vector)`.
+/// The column groups of a row of `n` columns in vectors of `lanes`: balanced, at most a
+/// given width each (14 vectors make 7 + 7, not 13 + 1). Yields `(first column, vectors in the group, lanes of the group's last vector)`.
 ///
 /// An iterator rather than a function taking a closure: a closure's body would not inherit
 /// the calling entry's `#[target_feature]`s, and the vector operations in it would become
@@ -199,14 +199,15 @@ struct Groups {
 }
 
 impl Groups {
+    /// Groups of at most `max_width` vectors.
     #[inline(always)]
-    fn new(n: usize, lanes: usize) -> Groups {
+    fn new(n: usize, lanes: usize, max_width: usize) -> Groups {
         let vectors = n.div_ceil(lanes);
         Groups {
             n,
             lanes,
             vectors,
-            groups: vectors.div_ceil(4),
+            groups: vectors.div_ceil(max_width),
             group: 0,
             done: 0,
         }
@@ -274,25 +275,40 @@ unsafe fn store_lane_group<V: Vector, const N: usize, const PARTIAL: bool>(
     }
 }
 
-/// Calls `$body::<N, PARTIAL>` for a group's runtime width (1..=4) and partial flag.
+/// Calls `$f::<V, N, PARTIAL>` for a group's runtime width `N` (1..=[`MAX_WIDTH`]) and
+/// partial flag.
 macro_rules! dispatch_group {
-    ($width:expr, $partial:expr, $f:ident, $v:ty, ($($arg:expr),*)) => {
-        match ($width, $partial) {
-            (1, false) => $f::<$v, 1, false>($($arg),*),
-            (1, true) => $f::<$v, 1, true>($($arg),*),
-            (2, false) => $f::<$v, 2, false>($($arg),*),
-            (2, true) => $f::<$v, 2, true>($($arg),*),
-            (3, false) => $f::<$v, 3, false>($($arg),*),
-            (3, true) => $f::<$v, 3, true>($($arg),*),
-            (4, false) => $f::<$v, 4, false>($($arg),*),
-            _ => $f::<$v, 4, true>($($arg),*),
+    ($width:expr, $partial:expr, $f:ident, $v:ty, $args:tt) => {
+        dispatch_group!(@arms ($width, $partial), $f, $v, $args,
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    };
+    (@arms $key:expr, $f:ident, $v:ty, $args:tt, [$($w:literal),*]) => {
+        match $key {
+            $(
+                ($w, false) => $f::<$v, $w, false> $args,
+                ($w, true) => $f::<$v, $w, true> $args,
+            )*
+            (_, false) => $f::<$v, MAX_WIDTH, false> $args,
+            (_, true) => $f::<$v, MAX_WIDTH, true> $args,
         }
     };
 }
 
+/// The widest column group, in vectors: 13 accumulators, one broadcast entry value and a
+/// scratch register fit the 16 registers of AVX2, so a layer of up to 104 neurons (100 for
+/// MNIST's 784-100-10) is one group and its entries are walked once.
+const MAX_WIDTH: usize = 13;
+
+/// Up to this many vectors, the forward product keeps two accumulators per vector (even and
+/// odd entries): with fewer than 7 vectors an entry's multiply-adds do not cover the 4-cycle
+/// latency of the previous entry's, and 2 x 6 accumulators plus 2 broadcasts still fit 16
+/// registers. Wider groups have enough independent chains with one accumulator each.
+const MAX_DUAL_WIDTH: usize = 6;
+
 /// `out = X W^T` for a sparse `X` (`rows x k`) and a row-major `k x n` matrix `wt`:
 /// `out[r, :] = sum of X[r, i] * wt[i, :]` over row `r`'s entries, in entry order from
-/// `+0.0`, two interleaved chains (even and odd entries) added at the end.
+/// `+0.0`; for rows of at most [`MAX_DUAL_WIDTH`] vectors in two interleaved chains (even
+/// and odd entries) added at the end.
 ///
 /// Only rows `rows` of `X` are computed, into `out` (`rows.len() x n`): a product can be
 /// split by rows across threads, each row's result the same bits either way.
@@ -330,6 +346,24 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
     unsafe {
         for r in rows.clone() {
             let (start, end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
+            let o = out.add((r - rows.start) * n + c0);
+            if N > MAX_DUAL_WIDTH {
+                // One chain per vector: N >= 7 independent multiply-adds per entry.
+                let mut acc = [V::zero(); N];
+                for e in start..end {
+                    let i = *x.index.get_unchecked(e);
+                    let v = V::splat(*x.values.get_unchecked(e));
+                    let p = wt.add(i as usize * n + c0);
+                    for j in 0..N {
+                        acc[j] =
+                            v.mul_add(load_lane_group::<V, N, PARTIAL>(p, j, last_lanes), acc[j]);
+                    }
+                }
+                for j in 0..N {
+                    store_lane_group::<V, N, PARTIAL>(acc[j], o, j, last_lanes);
+                }
+                continue;
+            }
             let mut even = [V::zero(); N];
             let mut odd = [V::zero(); N];
             let mut e = start;
@@ -357,7 +391,6 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
                         v.mul_add(load_lane_group::<V, N, PARTIAL>(p, j, last_lanes), even[j]);
                 }
             }
-            let o = out.add((r - rows.start) * n + c0);
             for j in 0..N {
                 store_lane_group::<V, N, PARTIAL>(even[j].add(odd[j]), o, j, last_lanes);
             }
@@ -375,7 +408,15 @@ impl Kernel for SparseTimesDense<'_> {
         if n == 0 {
             return;
         }
-        for (c0, width, last_lanes) in Groups::new(n, V::LANES) {
+        // A row of up to MAX_DUAL_WIDTH vectors is one two-chain group; a wider one is split
+        // into balanced groups of 7..=MAX_WIDTH vectors (more than MAX_WIDTH vectors make at
+        // least two groups of at least (MAX_WIDTH + 1) / 2 = 7), each with one chain.
+        let max_width = if n.div_ceil(V::LANES) <= MAX_DUAL_WIDTH {
+            MAX_DUAL_WIDTH
+        } else {
+            MAX_WIDTH
+        };
+        for (c0, width, last_lanes) in Groups::new(n, V::LANES, max_width) {
             let partial = last_lanes < V::LANES;
             // SAFETY: the ISA is the caller's contract, the invariants are the kernel's, and
             // the groups tile 0..n.
@@ -500,7 +541,7 @@ impl Kernel for SparseUpdate<'_> {
                 }
             }
         }
-        for (c0, width, last_lanes) in Groups::new(n, V::LANES) {
+        for (c0, width, last_lanes) in Groups::new(n, V::LANES, MAX_WIDTH) {
             let partial = last_lanes < V::LANES;
             // SAFETY: the ISA is the caller's contract, the invariants are the kernel's, and
             // the groups tile 0..n.

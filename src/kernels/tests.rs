@@ -683,10 +683,13 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
 
 #[test]
 fn miri_sparse_products_match_naive_every_isa() {
-    // n around every vector width and group split (1..4 vectors of 1, 4, 8, 16 lanes, and
-    // 13 vectors = 4 + 3 + 3 + 3); all-zero and all-nonzero batches; an empty batch.
+    // n around every vector width and group split (1..6 vectors of 1, 4, 8, 16 lanes in two
+    // chains, 13 vectors in one group, 15 = 8 + 7); all-zero and all-nonzero batches; an
+    // empty batch.
     for &(rows, k, n, zeros) in &[
         (3, 7, 30, 60),
+        (2, 9, 120, 60),
+        (2, 5, 50, 30),
         (2, 5, 13, 50),
         (1, 17, 100, 70),
         (4, 9, 1, 40),
@@ -704,7 +707,7 @@ proptest::proptest! {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn sparse_products_match_naive(
-        rows in 0usize..12, k in 0usize..40, n in 1usize..80, zeros in 0u32..=100, seed in 0u32..1000
+        rows in 0usize..12, k in 0usize..40, n in 1usize..240, zeros in 0u32..=100, seed in 0u32..1000
     ) {
         check_sparse(rows, k, n, zeros, seed);
     }
@@ -732,6 +735,41 @@ fn sparse_fill_refuses_what_does_not_fit() {
         assert_eq!(row.len(), 2);
         assert!(row[0].0 == 0 && row[0].1.is_nan());
         assert_eq!(row[1], (2, f32::INFINITY));
+    }
+}
+
+#[test]
+fn miri_sparse_scan_left_packs_every_lane_pattern() {
+    // One row whose 8-lane block m has a nonzero in lane i exactly when bit i of m is set,
+    // so every mask of an AVX2 vector is left-packed once (and every pair of masks by
+    // AVX-512, every half by NEON); the zeros are +0.0 and -0.0 alternately, and one entry is
+    // a NaN, which must be kept with its bits.
+    let cols = 256 * 8;
+    let x: Vec<f32> = (0..cols)
+        .map(|c| {
+            let (m, lane) = (c / 8, c % 8);
+            if m >> lane & 1 == 0 {
+                if c % 2 == 0 { 0.0 } else { -0.0 }
+            } else if c == 8 * 0xa5 + 2 {
+                f32::from_bits(0x7fc0_1234)
+            } else {
+                c as f32 + 0.5
+            }
+        })
+        .collect();
+    let want: Vec<(usize, u32)> = (0..cols)
+        .filter(|&c| x[c] != 0.0 || x[c].is_nan())
+        .map(|c| (c, x[c].to_bits()))
+        .collect();
+    assert_eq!(want.len(), 8 * 128);
+    for kern in all() {
+        let mut s = SparseRows::new(1, cols, cols);
+        assert!(s.fill(&kern, &x, 1), "{}", kern.isa());
+        let got: Vec<(usize, u32)> = s.row(0).map(|(c, v)| (c, v.to_bits())).collect();
+        assert_eq!(got, want, "{}", kern.isa());
+        // Capacity one short of the entries: refused, on whichever vector overflows.
+        let mut s = SparseRows::new(1, cols, want.len() - 1);
+        assert!(!s.fill(&kern, &x, 1), "{}", kern.isa());
     }
 }
 

@@ -56,7 +56,7 @@ impl Network {
             .map_init(
                 || {
                     let rows = EVAL_CHUNK.min(n);
-                    (Forward::new(self, rows), vec![0u8; rows])
+                    (Forward::for_inference(self, rows), vec![0u8; rows])
                 },
                 |(forward, labels), (chunk, costs)| -> Result<usize> {
                     let rows = costs.len();

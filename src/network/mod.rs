@@ -567,10 +567,10 @@ impl Network {
             .par_chunks_mut(chunk * n_out)
             .zip(inputs.par_chunks(chunk * n_in))
             .map_init(
-                || Forward::new(self, chunk),
+                || Forward::reading_in_place(self, chunk),
                 |forward, (out, x)| {
                     let rows = x.len() / n_in;
-                    forward.run(self, &gemm, &kernels, x, rows)?;
+                    forward.run_on(self, &gemm, &kernels, x, rows)?;
                     out.copy_from_slice(forward.activation(self.layers(), rows));
                     Ok(())
                 },
@@ -684,7 +684,15 @@ pub(crate) struct Forward {
     /// to be computed from them (`input_is_sparse`).
     sparse_input: SparseRows,
     input_is_sparse: bool,
+    /// Whether the nonzero inputs of the whole batch are kept for the backward pass (the
+    /// trainer); otherwise the first layer scans and multiplies [`SCAN_BLOCK`] rows at a
+    /// time, so that the entry lists stay in L1 instead of pushing `W^T` out of L2.
+    keeps_sparse_input: bool,
 }
+
+/// Rows per block of an inference pass's first layer: the nonzero entries of 32 MNIST images
+/// (about 38 KB of index and value lists) are written and read back while still in L1.
+const SCAN_BLOCK: usize = 32;
 
 /// The first layer is computed from the nonzero inputs when at most this fraction of a
 /// batch's inputs is nonzero. Per nonzero input the sparse product does the same vector
@@ -696,6 +704,34 @@ const SPARSE_MAX_DENSITY_PERCENT: usize = 50;
 impl Forward {
     /// Buffers for `net`'s shape and batches of up to `capacity` examples.
     pub(crate) fn new(net: &Network, capacity: usize) -> Forward {
+        Forward::with_buffers(net, capacity, capacity, true)
+    }
+
+    /// Buffers for forward passes that no backward pass follows (evaluation): the first
+    /// layer runs in blocks of [`SCAN_BLOCK`] rows, and [`Forward::sparse_input`] is `None`.
+    pub(crate) fn for_inference(net: &Network, capacity: usize) -> Forward {
+        Forward::with_buffers(net, capacity, capacity, false)
+    }
+
+    /// Buffers for [`Forward::run_on`] only, which reads its inputs in place: as
+    /// [`Forward::for_inference`], without an input buffer ([`Forward::input_mut`] is empty).
+    pub(crate) fn reading_in_place(net: &Network, capacity: usize) -> Forward {
+        Forward::with_buffers(net, capacity, 0, false)
+    }
+
+    /// Buffers for batches of up to `capacity` examples, with room for `held_inputs` of
+    /// them in [`Forward::input_mut`].
+    fn with_buffers(
+        net: &Network,
+        capacity: usize,
+        held_inputs: usize,
+        keeps_sparse_input: bool,
+    ) -> Forward {
+        let scanned_rows = if keeps_sparse_input {
+            capacity
+        } else {
+            capacity.min(SCAN_BLOCK)
+        };
         Forward {
             capacity,
             sizes: net.sizes.clone(),
@@ -703,13 +739,16 @@ impl Forward {
                 .iter()
                 .map(|&s| vec![0.0; s * capacity])
                 .collect(),
-            activations: net.sizes.iter().map(|&s| vec![0.0; s * capacity]).collect(),
+            activations: std::iter::once(vec![0.0; net.sizes[0] * held_inputs])
+                .chain(net.sizes[1..].iter().map(|&s| vec![0.0; s * capacity]))
+                .collect(),
             sparse_input: SparseRows::new(
-                capacity,
+                scanned_rows,
                 net.sizes[0],
-                capacity * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100,
+                scanned_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100,
             ),
             input_is_sparse: false,
+            keeps_sparse_input,
         }
     }
 
@@ -718,8 +757,10 @@ impl Forward {
         &mut self.activations[0][..rows * self.sizes[0]]
     }
 
-    /// Copies `inputs` (`rows x sizes[0]`) in and runs the forward pass.
-    pub(crate) fn run(
+    /// The forward pass over `inputs` (`rows x sizes[0]`, row-major), read where they are:
+    /// the first layer's product (or the scan for its nonzero inputs) reads them in place,
+    /// without a copy into [`Forward::input_mut`].
+    pub(crate) fn run_on(
         &mut self,
         net: &Network,
         gemm: &Gemm,
@@ -727,7 +768,7 @@ impl Forward {
         inputs: &[f32],
         rows: usize,
     ) -> Result<()> {
-        if rows > self.capacity || inputs.len() != rows * self.sizes[0] {
+        if rows > self.capacity || Some(inputs.len()) != rows.checked_mul(self.sizes[0]) {
             return Err(Error::ShapeMismatch {
                 op: "network forward pass (A = inputs as given, B = one input)",
                 a_rows: 1,
@@ -738,8 +779,7 @@ impl Forward {
                 c_cols: self.sizes[0],
             });
         }
-        self.input_mut(rows).copy_from_slice(inputs);
-        self.run_filled(net, gemm, kernels, rows)
+        self.layers(net, gemm, kernels, Some(inputs), rows, |_, _| Ok(()))
     }
 
     /// The forward pass over the `rows` inputs already in [`Forward::input_mut`]: for each
@@ -766,6 +806,20 @@ impl Forward {
         gemm: &Gemm,
         kernels: &Kernels,
         rows: usize,
+        hidden: impl FnMut(usize, &mut [f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.layers(net, gemm, kernels, None, rows, hidden)
+    }
+
+    /// The forward pass over `inputs`, or over the inputs in [`Forward::input_mut`] if
+    /// `None`, calling `hidden` as [`Forward::run_filled_then`] does.
+    fn layers(
+        &mut self,
+        net: &Network,
+        gemm: &Gemm,
+        kernels: &Kernels,
+        inputs: Option<&[f32]>,
+        rows: usize,
         mut hidden: impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
         debug_assert!(rows <= self.capacity && net.sizes == self.sizes);
@@ -775,17 +829,28 @@ impl Forward {
             activations,
             sparse_input,
             input_is_sparse,
+            keeps_sparse_input,
             ..
         } = self;
-        *input_is_sparse = sparse_input.fill(kernels, &activations[0][..rows * sizes[0]], rows);
+        let (held_inputs, outputs) = activations.split_at_mut(1);
+        let inputs = match inputs {
+            Some(inputs) => inputs,
+            None => &held_inputs[0][..rows * sizes[0]],
+        };
+        *input_is_sparse = *keeps_sparse_input && sparse_input.fill(kernels, inputs, rows);
         for l in 0..net.layers() {
             let (n_in, n_out) = (sizes[l], sizes[l + 1]);
-            let (done, rest) = activations.split_at_mut(l + 1);
-            let a_in = &done[l][..rows * n_in];
+            let (done, rest) = outputs.split_at_mut(l);
+            let a_in = match l {
+                0 => inputs,
+                _ => &done[l - 1][..rows * n_in],
+            };
             let a_out = &mut rest[0][..rows * n_out];
             let z = &mut zs[l][..rows * n_out];
             if l == 0 && *input_is_sparse {
                 sparse_times_dense(kernels, sparse_input, &net.weights[0], n_out, z)?;
+            } else if l == 0 && !*keeps_sparse_input {
+                first_layer_in_blocks(kernels, gemm, sparse_input, inputs, &net.weights[0], z)?;
             } else {
                 gemm.run(
                     1.0,
@@ -825,6 +890,45 @@ impl Forward {
 /// mini-batch of 100 MNIST images for 784-100-10 (about 1.5 million) stepped 1.3x faster
 /// split; for 784-30-10 (about 450,000) splitting made the step 1.6x slower.
 const SPARSE_SPLIT_WORK: usize = 1_000_000;
+
+/// `z = x W^T` for the first layer of an inference pass (`x`: `rows x k`, `wt`: `k x n`),
+/// [`SCAN_BLOCK`] rows at a time: each block's nonzero inputs are listed into `scratch` and
+/// multiplied, or, when the block is too dense for the list, go through the GEMM. Each row's
+/// result depends only on the block it is in, which the row's position fixes.
+fn first_layer_in_blocks(
+    kernels: &Kernels,
+    gemm: &Gemm,
+    scratch: &mut SparseRows,
+    inputs: &[f32],
+    wt: &[f32],
+    z: &mut [f32],
+) -> Result<()> {
+    let (k, n) = (
+        scratch.cols(),
+        wt.len().checked_div(scratch.cols()).unwrap_or(0),
+    );
+    if k == 0 || n == 0 {
+        z.fill(0.0); // a sum of no products
+        return Ok(());
+    }
+    for (b, z) in z.chunks_mut(SCAN_BLOCK * n).enumerate() {
+        let rows = z.len() / n;
+        let block = b * SCAN_BLOCK * k;
+        let x = &inputs[block..block + rows * k];
+        if scratch.fill(kernels, x, rows) {
+            kernels.sparse_times_dense(scratch, 0..rows, wt, n, z)?;
+        } else {
+            gemm.run(
+                1.0,
+                MatRef::from_row_major(x, rows, k)?,
+                MatRef::from_row_major(wt, k, n)?,
+                0.0,
+                MatMut::from_row_major(z, rows, n)?,
+            )?;
+        }
+    }
+    Ok(())
+}
 
 /// [`Kernels::sparse_times_dense`] over the whole batch, split by rows into two tasks on the
 /// pool when large (each row's result is the same bits either way).

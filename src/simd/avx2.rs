@@ -24,6 +24,26 @@ unsafe fn first_lanes(n: usize) -> __m256i {
     }
 }
 
+/// For each 8-bit lane mask, the numbers of its set lanes, lowest first, one per byte (the
+/// bytes past the count are 0): the permutation that left-packs those lanes.
+const LEFT_PACK: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut mask = 0;
+    while mask < 256 {
+        let (mut lane, mut packed, mut entry) = (0, 0, 0u64);
+        while lane < 8 {
+            if mask >> lane & 1 == 1 {
+                entry |= (lane as u64) << (8 * packed);
+                packed += 1;
+            }
+            lane += 1;
+        }
+        table[mask] = entry;
+        mask += 1;
+    }
+    table
+};
+
 // SAFETY: every method uses only AVX, AVX2 and FMA instructions, which the trait's contract
 // makes the caller guarantee; the pointer methods touch only the lanes the caller vouches for
 // (the masked forms suppress faults on the masked-off lanes).
@@ -137,6 +157,27 @@ unsafe impl Vector for F32x8 {
         unsafe {
             _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(self.0, _mm256_setzero_ps())) as u32
         }
+    }
+    #[inline(always)]
+    unsafe fn compress_store(
+        self,
+        bits: u32,
+        first: u32,
+        values: *mut f32,
+        index: *mut u32,
+    ) -> usize {
+        // SAFETY: AVX2 is guaranteed by the caller; bits < 256 (8 lanes) indexes the table;
+        // the two unaligned stores write 8 elements each, which the caller vouches for.
+        unsafe {
+            let order =
+                _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(LEFT_PACK[bits as usize & 0xff] as i64));
+            _mm256_storeu_ps(values, _mm256_permutevar8x32_ps(self.0, order));
+            _mm256_storeu_si256(
+                index.cast::<__m256i>(),
+                _mm256_add_epi32(order, _mm256_set1_epi32(first as i32)),
+            );
+        }
+        bits.count_ones() as usize
     }
     #[inline(always)]
     unsafe fn select(mask: __m256, a: Self, b: Self) -> Self {

@@ -147,6 +147,45 @@ pub(crate) unsafe trait Vector: Copy {
     /// The instruction set's features must be available.
     unsafe fn nonzero_lanes(self) -> u32;
 
+    /// Left-packs the lanes selected by `bits` (bit `i` for lane `i`, none at or beyond
+    /// `LANES`): writes them, lowest lane first, to `values[0..]` and their lane numbers plus
+    /// `first` to `index[0..]`, and returns how many there are. Slots after those may be
+    /// overwritten with garbage, up to `LANES` slots in all: the scan for nonzero inputs
+    /// stores whole vectors and advances by the count.
+    ///
+    /// The default moves one lane at a time; AVX2 permutes the vector once through a table.
+    ///
+    /// # Safety
+    ///
+    /// The instruction set's features must be available; `values` and `index` must be valid
+    /// for writes of `LANES` elements each.
+    #[inline(always)]
+    unsafe fn compress_store(
+        self,
+        bits: u32,
+        first: u32,
+        values: *mut f32,
+        index: *mut u32,
+    ) -> usize {
+        let mut lanes = [0.0f32; MAX_LANES];
+        let mut bits = bits;
+        let mut count = 0;
+        // SAFETY: the ISA is the caller's contract; LANES <= MAX_LANES lanes are stored into
+        // `lanes`; the set bits are below LANES and number at most LANES, so the writes stay
+        // within the LANES slots the caller vouches for.
+        unsafe {
+            self.store(lanes.as_mut_ptr());
+            while bits != 0 {
+                let lane = bits.trailing_zeros();
+                *values.add(count) = lanes[lane as usize];
+                *index.add(count) = first + lane;
+                count += 1;
+                bits &= bits - 1;
+            }
+        }
+        count
+    }
+
     /// `mask ? a : b`, lane by lane.
     ///
     /// # Safety
