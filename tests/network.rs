@@ -725,6 +725,61 @@ fn unshuffled_epoch_is_consecutive_steps() {
     assert_eq!(trained, manual);
 }
 
+/// The trainer lists the nonzero inputs of a sparse training set once and takes each
+/// mini-batch from the lists; a batch too dense for the lists' buffers is gathered instead.
+/// Either way an unshuffled epoch is still exactly `step` over consecutive mini-batches, for
+/// any pool size (the lists are made in a segment per thread or two).
+#[test]
+fn unshuffled_epoch_on_listed_sparse_inputs_is_consecutive_steps() {
+    let (n, inputs, mb) = (700, 40, 7);
+    let mut s = Stream(31);
+    let mut x: Vec<f32> = (0..n * inputs)
+        .map(|_| if s.unit() < 0.8 { 0.0 } else { s.unit() as f32 })
+        .collect();
+    // Batch 3 (examples 21..28) is dense: more than the half of its inputs the trainer's
+    // buffer of entries holds, while its chunk of the listing stays sparse enough.
+    x[21 * inputs..26 * inputs].fill(0.75);
+    let y: Vec<u8> = (0..n).map(|_| (s.next_u64() % 3) as u8).collect();
+    let data = FloatExamples::new(&x, &y, inputs).unwrap();
+    let start = Network::new(&[inputs, 9, 3], Cost::CrossEntropy, Init::Default, 8).unwrap();
+    let config = SgdConfig {
+        epochs: 2,
+        mini_batch_size: mb,
+        eta: 0.5,
+        lambda: 2.0,
+        shuffle: false,
+        monitor: Monitor::default(),
+        ..SgdConfig::default()
+    };
+    let mut manual = start.clone();
+    let mut trainer = Trainer::new(&manual, mb).unwrap();
+    for _epoch in 0..2 {
+        for b in 0..n / mb {
+            let r = b * mb..(b + 1) * mb;
+            trainer
+                .step(
+                    &mut manual,
+                    &x[r.start * inputs..r.end * inputs],
+                    &y[r],
+                    0.5,
+                    2.0,
+                    n,
+                )
+                .unwrap();
+        }
+    }
+    for threads in [1, 2, 5] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut trained = start.clone();
+        pool.install(|| sgd(&mut trained, &data, None, &config, &mut ()))
+            .unwrap();
+        assert_eq!(trained, manual, "{threads} threads");
+    }
+}
+
 fn train_in_pool(threads: usize, net: &Network, x: &[f32], y: &[u8], mb: usize) -> Network {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

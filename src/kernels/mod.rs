@@ -64,7 +64,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::isa::{Isa, selected_isa, try_selected_isa};
-pub(crate) use sparse::SparseRows;
+pub(crate) use sparse::{ListSegment, ListedRows, SparseRows};
 use sparse::{SparseTimesDense, SparseUpdate};
 
 use generic::{

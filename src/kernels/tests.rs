@@ -819,3 +819,113 @@ fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
         );
     }
 }
+
+/// The entries of every row of `s`, with their bits.
+fn listed_rows(s: &SparseRows) -> Vec<Vec<(usize, u32)>> {
+    (0..s.rows())
+        .map(|r| s.row(r).map(|(c, v)| (c, v.to_bits())).collect())
+        .collect()
+}
+
+#[test]
+fn miri_listed_batches_are_the_scanned_batches() {
+    // 23 examples of 19 inputs (one partial vector on every ISA), listed in segments of 8
+    // (the last holds 7), each segment pushed in chunks of 3: any batch filled from the list
+    // is the batch that scanning the same examples gathered densely gives, bit for bit.
+    let (n, cols, per_segment) = (23, 19, 8);
+    let mut x = sparse_batch(n, cols, 70, 12);
+    x[5 * cols + 3] = f32::from_bits(0x7fc0_0042); // a NaN, kept with its payload
+    x[6 * cols..7 * cols].fill(0.0); // an example without entries
+    x[7 * cols + 1] = -0.0;
+    for kern in all() {
+        let mut segments = Vec::new();
+        for first in (0..n).step_by(per_segment) {
+            let examples = per_segment.min(n - first);
+            let mut segment = ListSegment::with_capacity(cols, examples * cols);
+            for start in (first..first + examples).step_by(3) {
+                let rows = 3.min(first + examples - start);
+                let mut chunk = SparseRows::new(3, cols, 3 * cols);
+                assert!(chunk.fill(&kern, &x[start * cols..(start + rows) * cols], rows));
+                assert!(segment.push(&chunk));
+            }
+            assert_eq!(segment.len(), examples);
+            segments.push(segment);
+        }
+        let list = ListedRows::new(cols, per_segment, segments).unwrap();
+        assert_eq!(list.len(), n);
+        for examples in [
+            vec![0, 1, 2],
+            vec![22, 7, 6, 5, 8, 15, 16, 0],
+            vec![6],
+            vec![3, 3, 21],
+        ] {
+            let mut listed = SparseRows::new(8, cols, 8 * cols);
+            assert!(listed.fill_listed(&list, &examples), "{}", kern.isa());
+            let dense: Vec<f32> = examples
+                .iter()
+                .flat_map(|&e| x[e * cols..(e + 1) * cols].iter().copied())
+                .collect();
+            let mut scanned = SparseRows::new(8, cols, 8 * cols);
+            assert!(scanned.fill(&kern, &dense, examples.len()));
+            assert_eq!(listed.rows(), examples.len());
+            assert_eq!(listed.nonzeros(), scanned.nonzeros());
+            assert_eq!(
+                listed_rows(&listed),
+                listed_rows(&scanned),
+                "{}",
+                kern.isa()
+            );
+        }
+        // Refused, leaving an empty batch: an example out of the list, more entries than the
+        // capacity, more rows than the capacity.
+        let mut small = SparseRows::new(2, cols, 2 * cols);
+        assert!(!small.fill_listed(&list, &[0, 23]));
+        assert_eq!((small.rows(), small.nonzeros()), (0, 0));
+        let entries = |e: usize| {
+            x[e * cols..(e + 1) * cols]
+                .iter()
+                .filter(|v| **v != 0.0 || v.is_nan())
+                .count()
+        };
+        let mut tight = SparseRows::new(2, cols, entries(0) + entries(1) - 1);
+        assert!(!tight.fill_listed(&list, &[0, 1]));
+        assert!(!small.fill_listed(&list, &[0, 1, 2]));
+        // Another number of columns.
+        let mut other = SparseRows::new(2, cols + 1, 2 * cols);
+        assert!(!other.fill_listed(&list, &[0]));
+    }
+}
+
+#[test]
+fn list_segments_refuse_what_does_not_fit() {
+    let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
+    let x = sparse_batch(4, 10, 0, 1); // every entry nonzero
+    let mut chunk = SparseRows::new(4, 10, 40);
+    assert!(chunk.fill(&scalar, &x, 4));
+    // Capacity one short: refused, nothing appended.
+    let mut segment = ListSegment::with_capacity(10, 39);
+    assert!(!segment.push(&chunk));
+    assert_eq!(segment.len(), 0);
+    let mut segment = ListSegment::with_capacity(10, 40);
+    assert!(segment.push(&chunk));
+    assert!(!segment.push(&chunk));
+    assert_eq!(segment.len(), 4);
+    // Another number of columns.
+    let mut wide = ListSegment::with_capacity(11, 80);
+    assert!(!wide.push(&chunk));
+    // Segments must be full but for the last, and of the list's columns.
+    let full = || {
+        let mut s = ListSegment::with_capacity(10, 40);
+        assert!(s.push(&chunk));
+        s
+    };
+    assert!(ListedRows::new(10, 4, vec![full(), full()]).is_some());
+    assert!(ListedRows::new(10, 5, vec![full(), full()]).is_none());
+    assert!(ListedRows::new(10, 3, vec![full()]).is_none());
+    assert!(ListedRows::new(11, 4, vec![full()]).is_none());
+    let list = ListedRows::new(10, 4, vec![full(), ListSegment::with_capacity(10, 0)]).unwrap();
+    assert_eq!(list.len(), 4);
+    let mut batch = SparseRows::new(4, 10, 40);
+    assert!(batch.fill_listed(&list, &[3, 2, 1, 0]));
+    assert!(!batch.fill_listed(&list, &[4]));
+}

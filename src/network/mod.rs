@@ -55,7 +55,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{Gemm, Parallelism};
 pub use crate::kernels::{Activation, Optimizer};
-use crate::kernels::{Kernels, SparseRows};
+use crate::kernels::{Kernels, ListedRows, SparseRows};
 use crate::matrix::{MatMut, MatRef};
 
 pub use eval::Evaluation;
@@ -680,14 +680,19 @@ pub(crate) struct Forward {
     zs: Vec<Vec<f32>>,
     /// `activations[l]`: activations of layer `l` (`l = 0`: the inputs).
     activations: Vec<Vec<f32>>,
-    /// The nonzero inputs of the last batch, when it was sparse enough for the first layer
-    /// to be computed from them (`input_is_sparse`).
+    /// With `keeps_sparse_input`: the nonzero inputs of the last batch, when it was sparse
+    /// enough for the first layer to be computed from them (`input_is_sparse`), scanned or
+    /// filled from listed examples. Otherwise the scratch list of one block of
+    /// [`SCAN_BLOCK`] rows.
     sparse_input: SparseRows,
     input_is_sparse: bool,
     /// Whether the nonzero inputs of the whole batch are kept for the backward pass (the
     /// trainer); otherwise the first layer scans and multiplies [`SCAN_BLOCK`] rows at a
     /// time, so that the entry lists stay in L1 instead of pushing `W^T` out of L2.
     keeps_sparse_input: bool,
+    /// Whether the batch's nonzero inputs were filled from listed examples
+    /// ([`Forward::fill_listed`]) and the input buffer is not the batch.
+    listed: bool,
 }
 
 /// Rows per block of an inference pass's first layer: the nonzero entries of 32 MNIST images
@@ -699,7 +704,7 @@ const SCAN_BLOCK: usize = 32;
 /// multiply-adds per output as the dense GEMM does per input, without packing, so it wins
 /// up to high densities; half keeps the buffer of entries as large as the dense batch.
 /// MNIST batches are about 19% nonzero.
-const SPARSE_MAX_DENSITY_PERCENT: usize = 50;
+pub(crate) const SPARSE_MAX_DENSITY_PERCENT: usize = 50;
 
 impl Forward {
     /// Buffers for `net`'s shape and batches of up to `capacity` examples.
@@ -749,12 +754,26 @@ impl Forward {
             ),
             input_is_sparse: false,
             keeps_sparse_input,
+            listed: false,
         }
     }
 
     /// The input buffer of a batch of `rows` examples, to be filled before [`Forward::run_filled`].
     pub(crate) fn input_mut(&mut self, rows: usize) -> &mut [f32] {
+        self.listed = false;
         &mut self.activations[0][..rows * self.sizes[0]]
+    }
+
+    /// Takes the batch of the examples `examples` from their listed nonzero inputs, to be
+    /// run by [`Forward::run_filled`] as if they had been gathered into
+    /// [`Forward::input_mut`] (the same bits), without the dense rows. `false` if the batch
+    /// does not fit the buffers of entries (then nothing is taken, and the batch is to be
+    /// gathered), or these buffers are not kept for a backward pass.
+    pub(crate) fn fill_listed(&mut self, list: &ListedRows, examples: &[usize]) -> bool {
+        self.listed = self.keeps_sparse_input
+            && examples.len() <= self.capacity
+            && self.sparse_input.fill_listed(list, examples);
+        self.listed
     }
 
     /// The forward pass over `inputs` (`rows x sizes[0]`, row-major), read where they are:
@@ -830,14 +849,32 @@ impl Forward {
             sparse_input,
             input_is_sparse,
             keeps_sparse_input,
+            listed,
             ..
         } = self;
         let (held_inputs, outputs) = activations.split_at_mut(1);
+        let listed = *listed && inputs.is_none();
+        if listed && sparse_input.rows() != rows {
+            return Err(Error::ShapeMismatch {
+                op: "network forward pass (A = the listed batch, C = the batch run)",
+                a_rows: sparse_input.rows(),
+                a_cols: sizes[0],
+                b_rows: 0,
+                b_cols: 0,
+                c_rows: rows,
+                c_cols: sizes[0],
+            });
+        }
         let inputs = match inputs {
             Some(inputs) => inputs,
             None => &held_inputs[0][..rows * sizes[0]],
         };
-        *input_is_sparse = *keeps_sparse_input && sparse_input.fill(kernels, inputs, rows);
+        if listed {
+            // Filled by `fill_listed`; the input buffer is not this batch and is not read.
+            *input_is_sparse = true;
+        } else {
+            *input_is_sparse = *keeps_sparse_input && sparse_input.fill(kernels, inputs, rows);
+        }
         for l in 0..net.layers() {
             let (n_in, n_out) = (sizes[l], sizes[l + 1]);
             let (done, rest) = outputs.split_at_mut(l);

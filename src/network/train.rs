@@ -6,16 +6,18 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 use super::eval::Evaluation;
 use super::examples::Examples;
 use super::schedule::{EtaSchedule, StopReason};
-use super::{Cost, Forward, Network};
+use super::{Cost, Forward, Network, SPARSE_MAX_DENSITY_PERCENT};
+use crate::data::mmap;
 use crate::error::{Error, Result};
 use crate::gemm::{Gemm, Parallelism};
 use crate::isa::Isa;
 use crate::kernels::dropout::Dropout;
-use crate::kernels::{Kernels, Optimizer, ParamStep};
+use crate::kernels::{Kernels, ListSegment, ListedRows, Optimizer, ParamStep, SparseRows};
 use crate::matrix::{MatMut, MatRef};
 
 /// Products of at least this many flops are split across the pool during training.
@@ -1098,6 +1100,82 @@ fn snapshot(
     }
 }
 
+/// The nonzero inputs and the labels of every training example, listed once per run: the
+/// trainer then takes each mini-batch from the lists ([`Forward::fill_listed`]), with the
+/// same bits as gathering and scanning it.
+struct ListedExamples {
+    rows: ListedRows,
+    labels: Vec<u8>,
+}
+
+/// Examples listed per scan: 64 MNIST images are 200 KB of `f32` rows, which stay in L2
+/// between the gather and the scan.
+const LIST_CHUNK: usize = 64;
+
+/// Lists are not made beyond this many entries (1 GiB of indices and values, about 900,000
+/// MNIST images); larger sets are gathered batch by batch.
+const MAX_LISTED_ENTRIES: usize = 1 << 27;
+
+impl ListedExamples {
+    /// The lists of `training`, made in parallel segments on the current pool, or `None`
+    /// when a chunk of [`LIST_CHUNK`] examples is too dense for the sparse first layer (then
+    /// its batches would mostly be too, and go through the GEMM) or the lists could pass
+    /// [`MAX_LISTED_ENTRIES`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Examples::gather_range`].
+    fn list(training: &dyn Examples, kernels: &Kernels) -> Result<Option<ListedExamples>> {
+        let (n, cols) = (training.len(), training.input_size());
+        let max_entries = n.saturating_mul(cols) / 100 * SPARSE_MAX_DENSITY_PERCENT;
+        if n == 0 || cols == 0 || max_entries > MAX_LISTED_ENTRIES {
+            return Ok(None);
+        }
+        // Two segments per thread, whole chunks each, so that a thread whose segment went
+        // fast takes another.
+        let segments = (2 * rayon::current_num_threads()).min(n.div_ceil(LIST_CHUNK));
+        let per_segment = n.div_ceil(segments).next_multiple_of(LIST_CHUNK);
+        let mut labels = vec![0; n];
+        let listed: Vec<Result<Option<ListSegment>>> = labels
+            .par_chunks_mut(per_segment)
+            .enumerate()
+            .map(|(s, labels)| {
+                let first = s * per_segment;
+                let examples = labels.len();
+                let chunk = LIST_CHUNK.min(examples);
+                let capacity = chunk * cols * SPARSE_MAX_DENSITY_PERCENT / 100;
+                let mut dense = vec![0.0; chunk * cols];
+                let mut scanned = SparseRows::new(chunk, cols, capacity);
+                // Each chunk holds at most `capacity`, so this is room for any segment that
+                // lists (n * cols is bounded by the check on MAX_LISTED_ENTRIES above).
+                let room = examples.div_ceil(chunk) * capacity;
+                let mut segment = ListSegment::with_capacity(cols, room);
+                for (c, labels) in labels.chunks_mut(chunk).enumerate() {
+                    let start = first + c * chunk;
+                    let rows = labels.len();
+                    let dense = &mut dense[..rows * cols];
+                    training.gather_range(start..start + rows, dense, labels)?;
+                    if !scanned.fill(kernels, dense, rows) || !segment.push(&scanned) {
+                        return Ok(None);
+                    }
+                }
+                Ok(Some(segment))
+            })
+            .collect();
+        let mut segments = Vec::with_capacity(listed.len());
+        for segment in listed {
+            match segment? {
+                Some(segment) => segments.push(segment),
+                None => return Ok(None),
+            }
+        }
+        Ok(ListedRows::new(cols, per_segment, segments).map(|rows| {
+            debug_assert_eq!(rows.len(), n);
+            ListedExamples { rows, labels }
+        }))
+    }
+}
+
 /// [`sgd_from`], on a pool thread.
 fn sgd_on_pool(
     net: &mut Network,
@@ -1139,6 +1217,7 @@ fn sgd_on_pool(
         .with_optimizer(config.optimizer)?
         .with_l1(config.lambda1)?
         .with_dropout(config.dropout, config.seed)?;
+    let listed = ListedExamples::list(training, &trainer.kernels)?;
     let mut order: Vec<usize> = (0..n).collect();
     // A stream of its own, so that the shuffle does not depend on how the network was made.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5348_5546_464c_4553);
@@ -1196,16 +1275,32 @@ fn sgd_on_pool(
         let started = Instant::now();
         for (b, batch) in order.chunks(mb).enumerate().skip(skip_batches) {
             let rows = batch.len();
-            let inputs = trainer.forward.input_mut(rows);
-            let labels = &mut trainer.labels[..rows];
-            if config.shuffle {
-                training.gather(batch, inputs, labels)?;
-            } else {
-                let start = b * mb;
-                training.gather_range(start..start + rows, inputs, labels)?;
-            }
-            if let Some(next) = order.get((b + 1) * mb..((b + 2) * mb).min(n)) {
-                training.prefetch(next);
+            let next = order.get((b + 1) * mb..((b + 2) * mb).min(n));
+            match &listed {
+                Some(listed) if trainer.forward.fill_listed(&listed.rows, batch) => {
+                    for (label, &e) in trainer.labels[..rows].iter_mut().zip(batch) {
+                        *label = listed.labels[e];
+                    }
+                    if let Some(next) = next {
+                        for (index, values) in listed.rows.lists(next) {
+                            mmap::prefetch(index);
+                            mmap::prefetch(values);
+                        }
+                    }
+                }
+                _ => {
+                    let inputs = trainer.forward.input_mut(rows);
+                    let labels = &mut trainer.labels[..rows];
+                    if config.shuffle {
+                        training.gather(batch, inputs, labels)?;
+                    } else {
+                        let start = b * mb;
+                        training.gather_range(start..start + rows, inputs, labels)?;
+                    }
+                    if let Some(next) = next {
+                        training.prefetch(next);
+                    }
+                }
             }
             trainer.step_filled(net, rows, eta, config.lambda, n)?;
             if (b + 1) % report_every == 0 && b + 1 < batches {
