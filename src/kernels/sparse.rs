@@ -250,12 +250,29 @@ impl ListedRows {
         self.segments.iter().map(ListSegment::len).sum()
     }
 
-    /// Example `e`'s entries (indices, values), if it is listed.
-    fn entries(&self, e: usize) -> Option<(&[u32], &[f32])> {
+    /// The two slots of `starts` that bound example `e`'s entries, if it is listed.
+    fn bounds(&self, e: usize) -> Option<(&ListSegment, &[usize])> {
         let segment = self.segments.get(e.checked_div(self.per_segment)?)?;
         let e = e % self.per_segment;
-        let range = *segment.starts.get(e)?..*segment.starts.get(e + 1)?;
+        Some((segment, segment.starts.get(e..e + 2)?))
+    }
+
+    /// Example `e`'s entries (indices, values), if it is listed.
+    fn entries(&self, e: usize) -> Option<(&[u32], &[f32])> {
+        let (segment, bounds) = self.bounds(e)?;
+        let range = bounds[0]..bounds[1];
         Some((&segment.index[range.clone()], &segment.values[range]))
+    }
+
+    /// Where the entry lists of the examples `examples` are (their slots of the segments'
+    /// `starts`), for a prefetch hint a mini-batch before [`ListedRows::lists`]: in shuffled
+    /// order each example's bounds are a cache miss of their own, which the lists' prefetch
+    /// would otherwise wait for.
+    pub(crate) fn bounds_of<'a>(
+        &'a self,
+        examples: &'a [usize],
+    ) -> impl Iterator<Item = &'a [usize]> + 'a {
+        examples.iter().filter_map(|&e| Some(self.bounds(e)?.1))
     }
 
     /// The entry lists (indices, values) of the examples `examples`, for a prefetch hint;

@@ -928,4 +928,13 @@ fn list_segments_refuse_what_does_not_fit() {
     let mut batch = SparseRows::new(4, 10, 40);
     assert!(batch.fill_listed(&list, &[3, 2, 1, 0]));
     assert!(!batch.fill_listed(&list, &[4]));
+    // The prefetch hints: the bounds and lists of listed examples only (every example of the
+    // chunk has 10 entries).
+    let bounds: Vec<&[usize]> = list.bounds_of(&[2, 4, 0]).collect();
+    assert_eq!(bounds, [&[20, 30][..], &[0, 10][..]]);
+    let lists: Vec<usize> = list
+        .lists(&[1, 7, 3])
+        .map(|(i, v)| i.len() + v.len())
+        .collect();
+    assert_eq!(lists, [20, 20]);
 }

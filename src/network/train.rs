@@ -1281,6 +1281,11 @@ fn sgd_on_pool(
                     for (label, &e) in trainer.labels[..rows].iter_mut().zip(batch) {
                         *label = listed.labels[e];
                     }
+                    // Two stages: where the lists of the batch after next are, and the
+                    // lists of the next batch (whose places were fetched a step ago).
+                    if let Some(after_next) = order.get((b + 2) * mb..((b + 3) * mb).min(n)) {
+                        listed.rows.bounds_of(after_next).for_each(mmap::prefetch);
+                    }
                     if let Some(next) = next {
                         for (index, values) in listed.rows.lists(next) {
                             mmap::prefetch(index);
