@@ -770,9 +770,8 @@ impl Forward {
     /// does not fit the buffers of entries (then nothing is taken, and the batch is to be
     /// gathered), or these buffers are not kept for a backward pass.
     pub(crate) fn fill_listed(&mut self, list: &ListedRows, examples: &[usize]) -> bool {
-        self.listed = self.keeps_sparse_input
-            && examples.len() <= self.capacity
-            && self.sparse_input.fill_listed(list, examples);
+        // When the inputs are kept, `sparse_input` has room for `capacity` rows and refuses more.
+        self.listed = self.keeps_sparse_input && self.sparse_input.fill_listed(list, examples);
         self.listed
     }
 

@@ -1217,7 +1217,6 @@ fn sgd_on_pool(
         .with_optimizer(config.optimizer)?
         .with_l1(config.lambda1)?
         .with_dropout(config.dropout, config.seed)?;
-    let listed = ListedExamples::list(training, &trainer.kernels)?;
     let mut order: Vec<usize> = (0..n).collect();
     // A stream of its own, so that the shuffle does not depend on how the network was made.
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5348_5546_464c_4553);
@@ -1267,6 +1266,9 @@ fn sgd_on_pool(
         );
     }
 
+    // Listed once the checkpoint (if any) has been checked and found unfinished: a refused
+    // or finished resume does not pay for it.
+    let listed = ListedExamples::list(training, &trainer.kernels)?;
     for epoch in first_epoch..=config.epochs {
         let eta = counters.schedule.eta();
         if config.shuffle {
