@@ -41,10 +41,13 @@ echo "+ $CC (shared) tests/c/test_cblas.c -lsimdnet"
 echo "+ $CC tests/c/bench_capi.c (the timing program: compiled, not run here)"
 "$CC" "${CFLAGS[@]}" tests/c/bench_capi.c -L"$LIB_DIR" -Wl,-rpath,"$LIB_DIR" -lsimdnet \
     -o "$OUT/bench_capi"
-# The shared build must really use the .so (not a stray static copy).
+# The shared build must really use the .so (not a stray static copy). ldd's output is captured
+# before it is searched: piping it into `grep -q` under pipefail fails at random, because grep
+# exits at the first match and ldd, still writing, then dies of SIGPIPE.
 if command -v ldd >/dev/null; then
-    ldd "$OUT/test_cblas_shared" | grep -q "libsimdnet.so" ||
-        { echo "error: test_cblas_shared does not link libsimdnet.so" >&2; exit 1; }
+    linked=$(ldd "$OUT/test_cblas_shared")
+    [[ $linked == *libsimdnet.so* ]] ||
+        { printf 'error: test_cblas_shared does not link libsimdnet.so; ldd says:\n%s\n' "$linked" >&2; exit 1; }
 fi
 
 if command -v "$CXX" >/dev/null; then
