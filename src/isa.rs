@@ -82,6 +82,25 @@ impl Isa {
             .unwrap_or(Isa::Scalar)
     }
 
+    /// The instruction set whose fused element-wise and sparse kernels
+    /// ([`Kernels`](crate::kernels::Kernels)) the trainer and the batch inference run beside a
+    /// GEMM on `self`: AVX2's for AVX-512, `self` otherwise. An AVX-512 CPU always has AVX2 and
+    /// FMA ([`Isa::is_available`] checks them), so the answer is available whenever `self` is.
+    ///
+    /// Why not the 512-bit kernels: they work on rows as short as a hidden layer (30 or 100
+    /// neurons, 120 or 400 bytes), where nearly every 64-byte load and store of a row of
+    /// `W^T` straddles two cache lines and ends in a masked partial vector. On an Intel Xeon
+    /// with AVX-512 a [784, 30, 10] mini-batch-10 epoch took 0.100 s with them and 0.064 s
+    /// with AVX2's, the GEMM on AVX-512 in both; the 512-bit GEMM itself is as fast or faster
+    /// at every shape (see the README's performance section). The AVX-512 kernels remain
+    /// available through [`Kernels::for_isa`](crate::kernels::Kernels::for_isa).
+    pub fn fused_kernels_isa(self) -> Isa {
+        match self {
+            Isa::Avx512 => Isa::Avx2,
+            isa => isa,
+        }
+    }
+
     /// `Ok(self)` if the CPU supports it, otherwise [`Error::IsaUnavailable`].
     pub fn require(self) -> Result<Isa> {
         if self.is_available() {

@@ -368,7 +368,9 @@ struct Cli {
     /// Instruction set of the kernels [default: $SIMDNET_ISA if set, else the best this CPU
     /// has]
     ///
-    /// It must be one this CPU supports.
+    /// It must be one this CPU supports. With avx512 the GEMM runs AVX-512 and the fused
+    /// element-wise and sparse kernels AVX2, which measured faster on the short rows of a
+    /// hidden layer.
     #[arg(
         long,
         value_name = "ISA",
@@ -1332,9 +1334,15 @@ fn print_header(h: &Header<'_>) {
         "simdnet train: network2.py's SGD (simdnet {})",
         env!("CARGO_PKG_VERSION")
     );
+    let kernels = h.isa.fused_kernels_isa();
     say!(
-        "ISA:         {} ({} thread{})",
+        "ISA:         {}{} ({} thread{})",
         h.isa,
+        if kernels == h.isa {
+            String::new()
+        } else {
+            format!(" GEMM, {kernels} element-wise kernels")
+        },
         h.threads,
         if h.threads == 1 { "" } else { "s" }
     );

@@ -47,8 +47,9 @@ impl Network {
         data.check_input_size(self.inputs())?;
         data.check_labels(self.outputs())?;
         let n = data.len();
-        let kernels = Kernels::try_new()?;
-        let gemm = sequential_gemm(kernels.isa())?;
+        let isa = crate::isa::try_selected_isa()?;
+        let kernels = Kernels::for_isa(isa.fused_kernels_isa())?;
+        let gemm = sequential_gemm(isa)?;
         let mut costs = vec![0.0f64; n];
         let correct: Vec<usize> = costs
             .par_chunks_mut(EVAL_CHUNK)

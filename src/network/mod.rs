@@ -560,8 +560,9 @@ impl Network {
         if rows == 0 {
             return Ok(());
         }
-        let kernels = Kernels::try_new()?;
-        let gemm = sequential_gemm(kernels.isa())?;
+        let isa = crate::isa::try_selected_isa()?;
+        let kernels = Kernels::for_isa(isa.fused_kernels_isa())?;
+        let gemm = sequential_gemm(isa)?;
         let chunk = FORWARD_CHUNK.min(rows);
         outputs
             .par_chunks_mut(chunk * n_out)

@@ -141,7 +141,7 @@ impl Trainer {
         });
         Ok(Trainer {
             gemm,
-            kernels: Kernels::for_isa(isa)?,
+            kernels: Kernels::for_isa(isa.fused_kernels_isa())?,
             forward: Forward::new(net, max_batch),
             labels: vec![0; max_batch],
             deltas: [vec![0.0; widest * max_batch], vec![0.0; widest * max_batch]],
@@ -355,8 +355,14 @@ impl Trainer {
         };
     }
 
-    /// The instruction set the trainer runs.
+    /// The instruction set the trainer was made for: its GEMM's. The fused kernels run
+    /// [`Isa::fused_kernels_isa`] of it ([`Trainer::kernels_isa`]).
     pub fn isa(&self) -> Isa {
+        self.gemm.isa()
+    }
+
+    /// The instruction set of the trainer's fused element-wise and sparse kernels.
+    pub fn kernels_isa(&self) -> Isa {
         self.kernels.isa()
     }
 
