@@ -419,6 +419,31 @@ unsafe fn load_lane_group<V: Vector, const N: usize, const PARTIAL: bool>(
     }
 }
 
+/// As [`load_lane_group`], but the partial last vector is read whole when `whole`: its lanes
+/// past `last_lanes` then hold whatever follows in memory, for an accumulator whose extra
+/// lanes are never stored.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available and the lanes read lie in one allocation: with
+/// `whole`, all `N * LANES` of them.
+#[inline(always)]
+unsafe fn load_lane_group_over<V: Vector, const N: usize, const PARTIAL: bool>(
+    p: *const f32,
+    j: usize,
+    last_lanes: usize,
+    whole: bool,
+) -> V {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        if PARTIAL && j == N - 1 && !whole {
+            V::load_partial(p.add(j * V::LANES), last_lanes)
+        } else {
+            V::load(p.add(j * V::LANES))
+        }
+    }
+}
+
 /// Stores vector `j` of `N` to `p`, as [`load_lane_group`] loads it.
 ///
 /// # Safety
@@ -476,6 +501,12 @@ const MAX_DUAL_WIDTH: usize = 6;
 /// `+0.0`; for rows of at most [`MAX_DUAL_WIDTH`] vectors in two interleaved chains (even
 /// and odd entries) added at the end.
 ///
+/// When `n` is not a multiple of the vector width, the last vector of a row of `wt` is read
+/// whole, running into the next row, wherever that stays inside `wt` (every row but the
+/// last one or two): the extra lanes feed accumulator lanes that are never stored. A masked
+/// load there measured as the most expensive instruction of the loop (AVX2's `vmaskmovps`,
+/// plus its mask rebuilt for want of a free register with 13 accumulators).
+///
 /// Only rows `rows` of `X` are computed, into `out` (`rows.len() x n`): a product can be
 /// split by rows across threads, each row's result the same bits either way.
 ///
@@ -505,10 +536,13 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
     out: *mut f32,
     c0: usize,
     last_lanes: usize,
+    whole_below: usize,
 ) {
     // SAFETY: the ISA is the caller's contract. Entry e of row r has index i < k, so the
     // lanes read at wt + i*n + c0 .. + c0 + (N-1)*LANES + last_lanes lie in row i of wt
-    // (k * n values); the lanes written at out + r*n + c0 .. lie in row r of out (rows * n).
+    // (k * n values); for i < whole_below all N * LANES lanes from wt + i*n + c0 lie in wt
+    // (the caller's bound). The lanes written at out + r*n + c0 .. lie in row r of out
+    // (rows * n): the stores are partial where the loads may not be.
     unsafe {
         for r in rows.clone() {
             let (start, end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
@@ -517,12 +551,13 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
                 // One chain per vector: N >= 7 independent multiply-adds per entry.
                 let mut acc = [V::zero(); N];
                 for e in start..end {
-                    let i = *x.index.get_unchecked(e);
+                    let i = *x.index.get_unchecked(e) as usize;
                     let v = V::splat(*x.values.get_unchecked(e));
-                    let p = wt.add(i as usize * n + c0);
+                    let p = wt.add(i * n + c0);
+                    let whole = i < whole_below;
                     for j in 0..N {
-                        acc[j] =
-                            v.mul_add(load_lane_group::<V, N, PARTIAL>(p, j, last_lanes), acc[j]);
+                        let w = load_lane_group_over::<V, N, PARTIAL>(p, j, last_lanes, whole);
+                        acc[j] = v.mul_add(w, acc[j]);
                     }
                 }
                 for j in 0..N {
@@ -539,22 +574,25 @@ unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
                     V::splat(*x.values.get_unchecked(e)),
                     V::splat(*x.values.get_unchecked(e + 1)),
                 );
-                let (p0, p1) = (wt.add(i0 as usize * n + c0), wt.add(i1 as usize * n + c0));
+                let (i0, i1) = (i0 as usize, i1 as usize);
+                let (p0, p1) = (wt.add(i0 * n + c0), wt.add(i1 * n + c0));
+                let whole = i0.max(i1) < whole_below;
                 for j in 0..N {
-                    even[j] =
-                        v0.mul_add(load_lane_group::<V, N, PARTIAL>(p0, j, last_lanes), even[j]);
-                    odd[j] =
-                        v1.mul_add(load_lane_group::<V, N, PARTIAL>(p1, j, last_lanes), odd[j]);
+                    let w0 = load_lane_group_over::<V, N, PARTIAL>(p0, j, last_lanes, whole);
+                    let w1 = load_lane_group_over::<V, N, PARTIAL>(p1, j, last_lanes, whole);
+                    even[j] = v0.mul_add(w0, even[j]);
+                    odd[j] = v1.mul_add(w1, odd[j]);
                 }
                 e += 2;
             }
             if e < end {
-                let i = *x.index.get_unchecked(e);
+                let i = *x.index.get_unchecked(e) as usize;
                 let v = V::splat(*x.values.get_unchecked(e));
-                let p = wt.add(i as usize * n + c0);
+                let p = wt.add(i * n + c0);
+                let whole = i < whole_below;
                 for j in 0..N {
-                    even[j] =
-                        v.mul_add(load_lane_group::<V, N, PARTIAL>(p, j, last_lanes), even[j]);
+                    let w = load_lane_group_over::<V, N, PARTIAL>(p, j, last_lanes, whole);
+                    even[j] = v.mul_add(w, even[j]);
                 }
             }
             for j in 0..N {
@@ -570,6 +608,7 @@ impl Kernel for SparseTimesDense<'_> {
     #[inline(always)]
     unsafe fn run<V: Vector>(self) {
         let (x, rows, wt, n) = (self.x, self.rows, self.wt.as_ptr(), self.n);
+        let wt_len = self.wt.len();
         let out = self.out.as_mut_ptr();
         if n == 0 {
             return;
@@ -584,15 +623,22 @@ impl Kernel for SparseTimesDense<'_> {
         };
         for (c0, width, last_lanes) in Groups::new(n, V::LANES, max_width) {
             let partial = last_lanes < V::LANES;
-            // SAFETY: the ISA is the caller's contract, the invariants are the kernel's, and
-            // the groups tile 0..n.
+            // Row i's group may be read whole while i * n + c0 + width * LANES <= wt_len.
+            let span = c0 + width * V::LANES;
+            let whole_below = if wt_len >= span {
+                (wt_len - span) / n + 1
+            } else {
+                0
+            };
+            // SAFETY: the ISA is the caller's contract, the invariants are the kernel's, the
+            // groups tile 0..n, and whole_below is the bound times_dense_group asks for.
             unsafe {
                 dispatch_group!(
                     width,
                     partial,
                     times_dense_group,
                     V,
-                    (x, rows.clone(), wt, n, out, c0, last_lanes)
+                    (x, rows.clone(), wt, n, out, c0, last_lanes, whole_below)
                 )
             }
         }
