@@ -528,6 +528,7 @@ pub(crate) struct SparseTimesDense<'a> {
 /// the `n` columns.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // j indexes two accumulator arrays and the lanes of a row
+#[allow(clippy::too_many_arguments)] // the kernel's operands and the group's place in the row
 unsafe fn times_dense_group<V: Vector, const N: usize, const PARTIAL: bool>(
     x: &SparseRows,
     rows: Range<usize>,
