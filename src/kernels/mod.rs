@@ -64,7 +64,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::isa::{Isa, selected_isa, try_selected_isa};
-pub(crate) use sparse::{ListSegment, ListedRows, SparseRows};
+pub(crate) use sparse::{ListSegment, ListedRows, SparseRows, UpdateScratch};
 use sparse::{SparseTimesDense, SparseUpdate};
 
 use generic::{
@@ -259,7 +259,8 @@ fn softmax_not_elementwise(op: &str) -> Error {
 /// A `Kernels` value proves that its ISA is available on this CPU: it is only made by
 /// [`Kernels::new`] / [`Kernels::try_new`] (the [`selected_isa`]) or by
 /// [`Kernels::for_isa`], which checks. It is `Copy` and holds no buffers; every method
-/// works in place on the caller's slices and never allocates.
+/// works in place on the caller's slices and never allocates (but for the sparse update's
+/// working memory, which grows on a first call that does not fit it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
     isa: Isa,
@@ -846,7 +847,9 @@ impl Kernels {
     /// `W^T = beta W^T + alpha X^T D` on the rows `inputs` of `W^T`, for a sparse batch `X`
     /// (`rows x k`), `d` (row-major `rows x n`) and `wt` (those rows of `W^T`, row-major
     /// `inputs.len() x n`): see [`sparse`](mod@sparse). Each weight gets the same bits
-    /// whatever range it is updated in.
+    /// whatever range it is updated in. `scratch` is the kernel's working memory; it grows
+    /// here if it does not fit the call (make it with [`UpdateScratch::new`] to keep the
+    /// allocation out of the steps).
     ///
     /// # Errors
     ///
@@ -862,6 +865,7 @@ impl Kernels {
         alpha: f32,
         beta: f32,
         wt: &mut [f32],
+        scratch: &mut UpdateScratch,
     ) -> Result<()> {
         if inputs.start > inputs.end
             || inputs.end > x.cols()
@@ -878,6 +882,9 @@ impl Kernels {
                 c_cols: n,
             });
         }
+        if !scratch.fits(inputs.len(), n) {
+            scratch.reserve(inputs.len(), n);
+        }
         self.run(SparseUpdate {
             x,
             inputs,
@@ -886,6 +893,7 @@ impl Kernels {
             alpha,
             beta,
             wt,
+            scratch,
         });
         Ok(())
     }

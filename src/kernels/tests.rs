@@ -646,6 +646,9 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
         }
     }
     let want_out = naive_times(&x, rows, k, &wt, n);
+    // One scratch for every call, starting empty: it grows on the first, and each call must
+    // leave it fit for the next (whatever the ISA, range or beta).
+    let mut scratch = UpdateScratch::default();
     for (alpha, beta) in [(-0.25f32, 0.5f32), (2.0, 1.0)] {
         let want_wt = naive_update(&x, &d, rows, k, n, alpha, beta, &wt);
         for kern in all() {
@@ -655,7 +658,7 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
                 .unwrap();
             assert_eq!(out, want_out, "{isa} forward rows {rows} k {k} n {n}");
             let mut got = wt.clone();
-            kern.sparse_update(&sparse, 0..k, &d, n, alpha, beta, &mut got)
+            kern.sparse_update(&sparse, 0..k, &d, n, alpha, beta, &mut got, &mut scratch)
                 .unwrap();
             assert_eq!(
                 got, want_wt,
@@ -672,9 +675,9 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
             assert_eq!(split, want_out, "{isa} forward split at row {rs}");
             let mut split = wt.clone();
             let (lo, hi) = split.split_at_mut(ks * n);
-            kern.sparse_update(&sparse, 0..ks, &d, n, alpha, beta, lo)
+            kern.sparse_update(&sparse, 0..ks, &d, n, alpha, beta, lo, &mut scratch)
                 .unwrap();
-            kern.sparse_update(&sparse, ks..k, &d, n, alpha, beta, hi)
+            kern.sparse_update(&sparse, ks..k, &d, n, alpha, beta, hi, &mut scratch)
                 .unwrap();
             assert_eq!(split, want_wt, "{isa} update split at input {ks}");
         }
@@ -684,8 +687,9 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
 #[test]
 fn miri_sparse_products_match_naive_every_isa() {
     // n around every vector width and group split (1..6 vectors of 1, 4, 8, 16 lanes in two
-    // chains, 13 vectors in one group, 15 = 8 + 7); all-zero and all-nonzero batches; an
-    // empty batch.
+    // chains, 13 vectors in one group, 15 = 8 + 7), on both sides of the update's merging
+    // width; more rows than the update merges at once (20 = 16 + 4); all-zero and
+    // all-nonzero batches; an empty batch.
     for &(rows, k, n, zeros) in &[
         (3, 7, 30, 60),
         (2, 9, 120, 60),
@@ -695,6 +699,7 @@ fn miri_sparse_products_match_naive_every_isa() {
         (4, 9, 1, 40),
         (3, 6, 33, 0),
         (3, 6, 17, 100),
+        (20, 9, 100, 40),
         (0, 5, 8, 50),
         (2, 0, 5, 50),
     ] {
@@ -707,7 +712,7 @@ proptest::proptest! {
     #[test]
     #[cfg_attr(miri, ignore)]
     fn sparse_products_match_naive(
-        rows in 0usize..12, k in 0usize..40, n in 1usize..240, zeros in 0u32..=100, seed in 0u32..1000
+        rows in 0usize..40, k in 0usize..40, n in 1usize..240, zeros in 0u32..=100, seed in 0u32..1000
     ) {
         check_sparse(rows, k, n, zeros, seed);
     }
@@ -787,8 +792,17 @@ fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
             .map(|i| if i == 7 { -0.0 } else { i as f32 * 0.1 })
             .collect();
         let mut wt = wt0.clone();
-        kern.sparse_update(&s, 0..3, &d, 5, -1.0, 1.0, &mut wt)
-            .unwrap();
+        kern.sparse_update(
+            &s,
+            0..3,
+            &d,
+            5,
+            -1.0,
+            1.0,
+            &mut wt,
+            &mut UpdateScratch::default(),
+        )
+        .unwrap();
         assert_eq!(
             wt[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             wt0[5..10].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
@@ -796,20 +810,47 @@ fn sparse_update_leaves_untouched_rows_alone_at_beta_one() {
             kern.isa()
         );
         let mut wt = wt0.clone();
-        kern.sparse_update(&s, 0..3, &d, 5, -1.0, 0.75, &mut wt)
-            .unwrap();
+        kern.sparse_update(
+            &s,
+            0..3,
+            &d,
+            5,
+            -1.0,
+            0.75,
+            &mut wt,
+            &mut UpdateScratch::default(),
+        )
+        .unwrap();
         for j in 5..10 {
             assert_eq!(wt[j], wt0[j] * 0.75, "{}", kern.isa());
         }
         // Shape errors write nothing.
         let mut wt = wt0.clone();
         assert!(
-            kern.sparse_update(&s, 0..3, &d[..9], 5, -1.0, 0.5, &mut wt)
-                .is_err()
+            kern.sparse_update(
+                &s,
+                0..3,
+                &d[..9],
+                5,
+                -1.0,
+                0.5,
+                &mut wt,
+                &mut UpdateScratch::default()
+            )
+            .is_err()
         );
         assert!(
-            kern.sparse_update(&s, 0..3, &d, 5, -1.0, 0.5, &mut wt[..14])
-                .is_err()
+            kern.sparse_update(
+                &s,
+                0..3,
+                &d,
+                5,
+                -1.0,
+                0.5,
+                &mut wt[..14],
+                &mut UpdateScratch::default()
+            )
+            .is_err()
         );
         assert_eq!(wt, wt0);
         let mut out = vec![0.0; 9];

@@ -55,7 +55,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{Gemm, Parallelism};
 pub use crate::kernels::{Activation, Optimizer};
-use crate::kernels::{Kernels, ListedRows, SparseRows};
+use crate::kernels::{Kernels, ListedRows, SparseRows, UpdateScratch};
 use crate::matrix::{MatMut, MatRef};
 
 pub use eval::Evaluation;
@@ -990,7 +990,7 @@ fn sparse_times_dense(
 }
 
 /// [`Kernels::sparse_update`] of all of `wt`, split by inputs (rows of `W^T`) into two tasks
-/// on the pool when large (each weight gets the same bits either way).
+/// on the pool when large (each weight gets the same bits either way), one `scratch` each.
 pub(crate) fn sparse_update(
     kernels: &Kernels,
     x: &SparseRows,
@@ -998,16 +998,17 @@ pub(crate) fn sparse_update(
     n: usize,
     (alpha, beta): (f32, f32),
     wt: &mut [f32],
+    [scratch_lo, scratch_hi]: &mut [UpdateScratch; 2],
 ) -> Result<()> {
     let k = x.cols();
     if x.nonzeros() * n < SPARSE_SPLIT_WORK || k < 2 || rayon::current_num_threads() < 2 {
-        return kernels.sparse_update(x, 0..k, d, n, alpha, beta, wt);
+        return kernels.sparse_update(x, 0..k, d, n, alpha, beta, wt, scratch_lo);
     }
     let half = k / 2;
     let (lo, hi) = wt.split_at_mut(half * n);
     let (a, b) = rayon::join(
-        || kernels.sparse_update(x, 0..half, d, n, alpha, beta, lo),
-        || kernels.sparse_update(x, half..k, d, n, alpha, beta, hi),
+        || kernels.sparse_update(x, 0..half, d, n, alpha, beta, lo, scratch_lo),
+        || kernels.sparse_update(x, half..k, d, n, alpha, beta, hi, scratch_hi),
     );
     a.and(b)
 }

@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::gemm::{Gemm, Parallelism};
 use crate::isa::Isa;
 use crate::kernels::dropout::Dropout;
-use crate::kernels::{Kernels, ListSegment, ListedRows, Optimizer, ParamStep, SparseRows};
+use crate::kernels::{
+    Kernels, ListSegment, ListedRows, Optimizer, ParamStep, SparseRows, UpdateScratch,
+};
 use crate::matrix::{MatMut, MatRef};
 
 /// Products of at least this many flops are split across the pool during training.
@@ -78,6 +80,8 @@ pub struct Trainer {
     states: Vec<LayerState>,
     /// Inverted dropout on the hidden layers ([`Trainer::with_dropout`]); `None` when off.
     dropout: Option<DropoutState>,
+    /// Working memory of the sparse first-layer update, one per half of its inputs.
+    update_scratch: [UpdateScratch; 2],
 }
 
 /// The dropout rule, the step counter of its masks, and per layer (indexed like the
@@ -152,6 +156,11 @@ impl Trainer {
             grad_w: Vec::new(),
             states: vec![LayerState::default(); net.layers()],
             dropout: None,
+            // The first serves all inputs when the update is not split.
+            update_scratch: [
+                UpdateScratch::new(net.sizes[0], net.sizes[1]),
+                UpdateScratch::new(net.sizes[0] - net.sizes[0] / 2, net.sizes[1]),
+            ],
         })
     }
 
@@ -459,6 +468,7 @@ impl Trainer {
             grad_w,
             states,
             dropout,
+            update_scratch,
         } = self;
         let param_step = |l2: f32, l1: f32| ParamStep {
             optimizer: *optimizer,
@@ -553,7 +563,15 @@ impl Trainer {
                 match forward.sparse_input() {
                     Some(sparse) if l == 0 => {
                         grad_w.fill(0.0);
-                        super::sparse_update(kernels, sparse, delta, n_out, (1.0, 1.0), grad_w)?;
+                        super::sparse_update(
+                            kernels,
+                            sparse,
+                            delta,
+                            n_out,
+                            (1.0, 1.0),
+                            grad_w,
+                            update_scratch,
+                        )?;
                     }
                     _ => gemm.run(
                         1.0,
@@ -583,6 +601,7 @@ impl Trainer {
                         n_out,
                         (-step, decay),
                         &mut net.weights[0],
+                        update_scratch,
                     )?;
                 }
                 _ => gemm.run(
