@@ -646,14 +646,19 @@ impl Kernel for SparseTimesDense<'_> {
     }
 }
 
-/// From this many vectors per row, [`SparseUpdate`] merges examples; narrower rows are
-/// updated one example at a time. Both give the same bits. Measured on AVX2 (Intel Xeon):
-/// merging made a [784, 100, 10] mini-batch-10 epoch 0.165 -> 0.142 s (13 vectors), and a
-/// [784, 30, 10] one 0.062 -> 0.081 s (4 vectors), where the scatter and the unpredictable
-/// count of examples per row cost more than the loads and stores they save.
-const MERGE_MIN_WIDTH: usize = 7;
+/// From this many vectors per row, [`SparseUpdate`] merges the examples of a batch of up to
+/// [`UPDATE_MERGE`]; narrower rows and larger batches are updated one example at a time.
+/// Both give the same bits. Epochs measured on AVX2 (Intel Xeon), merged against one at a
+/// time, mini-batch 10: 100 neurons (13 vectors) 0.140 against 0.170 s, 80 (10) 0.132
+/// against 0.138, 60 (8) 0.100 against 0.103, but 50 (7) 0.100 against 0.093 and 30 (4)
+/// 0.081 against 0.062, where the scatter and the unpredictable count of examples per row
+/// cost more than the loads and stores they save. Mini-batch 100 in chunks of 16 lost at 60
+/// and 80 neurons (0.078 against 0.070, 0.122 against 0.113 s) and tied at 100: past the
+/// first chunk the decay is no longer folded in, and more examples per row mean more of the
+/// loop's hard-to-predict exits.
+const MERGE_MIN_WIDTH: usize = 8;
 
-/// How many examples (rows of `X`) [`SparseUpdate`] merges: one bit each in a `u16`.
+/// The most examples (rows of `X`) [`SparseUpdate`] merges: one bit each in a `u16`.
 pub(crate) const UPDATE_MERGE: usize = 16;
 
 /// Working memory of [`SparseUpdate`] for a range of up to `inputs` inputs and rows of up to
@@ -661,14 +666,14 @@ pub(crate) const UPDATE_MERGE: usize = 16;
 /// [`Kernels::sparse_update`] if a call needs more.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct UpdateScratch {
-    /// Per input of the range: bit `g` set when example `g` of the chunk has an entry there.
+    /// Per input of the range: bit `g` set when example `g` of the batch has an entry there.
     mask: Vec<u16>,
-    /// Per input, per example of the chunk: the entry's value (valid where `mask` says).
+    /// Per input, per example of the batch: the entry's value (valid where `mask` says).
     values: Vec<f32>,
-    /// The inputs of the range with at least one entry in the chunk, in first-seen order
+    /// The inputs of the range with at least one entry in the batch, in first-seen order
     /// (one slot more than `mask`).
     touched: Vec<u32>,
-    /// Per example of the chunk: `alpha * d[r, :]`, `padded(n)` values (zero past `n`).
+    /// Per example of the batch: `alpha * d[r, :]`, `padded(n)` values (zero past `n`).
     scaled: Vec<f32>,
 }
 
@@ -713,16 +718,18 @@ impl UpdateScratch {
 /// `X`, in order, and each of its entries `X[r, i]`: `wt[i, :] += X[r, i] * (alpha * d[r,
 /// :])` (one fused multiply-add per lane, with `alpha * d[r, :]` rounded once per row).
 ///
-/// The examples are taken [`UPDATE_MERGE`] at a time. Their entries are first sorted by
+/// For wide rows ([`MERGE_MIN_WIDTH`] vectors or more) and batches of up to
+/// [`UPDATE_MERGE`] examples, the examples are merged. Their entries are first sorted by
 /// input into `scratch` (a bit per example and the value); then each input row of `W^T`
 /// that any of them touches is loaded once, gets the multiply-adds of every example that
-/// has the input, in example order, and is stored once. The first chunk also applies
-/// `beta`, and then visits every row, touched or not, so the decay costs no pass of its own.
+/// has the input, in example order, and is stored once. With `beta != 1` every row is
+/// visited, touched or not, and scaled on the way, so the decay costs no pass of its own.
 /// Each weight goes through exactly the operations, in the order, of the one-example-at-a-
 /// time update (`beta * w` rounded, then one multiply-add per example), so the result is
 /// the same bits; but on MNIST, where the images of a mini-batch share most of their
 /// nonzero pixels, a row of `W^T` is loaded and stored once for several examples instead of
-/// once per example, and the update was bound by those loads and stores.
+/// once per example plus once for the decay, and the update was bound by those loads and
+/// stores. Otherwise: `wt *= beta` in one pass, then the entries one example at a time.
 ///
 /// The rounding differs from network2's `beta w - alpha sum` only in where the `m`
 /// per-example terms are rounded (into `wt` one by one).
@@ -744,7 +751,7 @@ pub(crate) struct SparseUpdate<'a> {
     pub scratch: &'a mut UpdateScratch,
 }
 
-/// One chunk's work on one column group of [`SparseUpdate`]: columns `c0..` (`N` vectors)
+/// The merged update on one column group of [`SparseUpdate`]: columns `c0..` (`N` vectors)
 /// of the rows of `wt` listed in `rows` (local row numbers), or of all `all_rows` rows when
 /// `rows` is `None`, scaling by `beta` first when given.
 ///
@@ -756,7 +763,7 @@ pub(crate) struct SparseUpdate<'a> {
 /// N * LANES` values per example whose mask bit can be set.
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // j indexes the held row of wt and the lanes of scaled
-#[allow(clippy::too_many_arguments)] // the chunk's tables and the group's place in the row
+#[allow(clippy::too_many_arguments)] // the batch's tables and the group's place in the row
 unsafe fn update_group<V: Vector, const N: usize, const PARTIAL: bool>(
     wt: *mut f32,
     n: usize,
@@ -876,7 +883,7 @@ impl Kernel for SparseUpdate<'_> {
         if n == 0 {
             return;
         }
-        if n.div_ceil(V::LANES) < MERGE_MIN_WIDTH {
+        if n.div_ceil(V::LANES) < MERGE_MIN_WIDTH || x.rows > UPDATE_MERGE {
             // SAFETY: the ISA is the caller's contract; the flat pass stays below
             // all_rows * n, the length of wt.
             unsafe {
@@ -913,13 +920,11 @@ impl Kernel for SparseUpdate<'_> {
         let stride = padded(n);
         // SAFETY: the ISA is the caller's contract.
         let alpha = unsafe { V::splat(self.alpha) };
-        let mut beta = (self.beta != 1.0).then_some(self.beta);
-        let mut first = 0;
-        while first < x.rows || beta.is_some() {
-            let chunk = first..(first + UPDATE_MERGE).min(x.rows);
-            // Sort the chunk's entries in `inputs` by input, and scale its rows of d.
+        let beta = (self.beta != 1.0).then_some(self.beta);
+        {
+            // Sort the batch's entries in `inputs` by input, and scale its rows of d.
             let mut touched = 0;
-            for (g, r) in chunk.clone().enumerate() {
+            for r in 0..x.rows {
                 let (mut start, mut end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
                 if inputs.start > 0 || inputs.end < x.cols {
                     // The row's entries are in column order: its part in `inputs` is one run.
@@ -934,15 +939,16 @@ impl Kernel for SparseUpdate<'_> {
                     let seen = scratch.mask[li];
                     scratch.touched[touched] = li as u32;
                     touched += usize::from(seen == 0);
-                    scratch.mask[li] = seen | (1 << g);
-                    scratch.values[li * UPDATE_MERGE + g] = x.values[e];
+                    // r < rows <= UPDATE_MERGE (checked above): a bit of the u16.
+                    scratch.mask[li] = seen | (1 << r);
+                    scratch.values[li * UPDATE_MERGE + r] = x.values[e];
                 }
                 // SAFETY: the ISA is the caller's contract. Row r of d spans r*n..(r+1)*n of
-                // its rows * n values; example g's scaled row spans g*stride..(g+1)*stride
+                // its rows * n values; example r's scaled row spans r*stride..(r+1)*stride
                 // with stride = padded(n) >= n rounded up to LANES, within scratch.scaled
                 // (UPDATE_MERGE rows: `fits`), its lanes past n written as zeros.
                 unsafe {
-                    let s = scratch.scaled.as_mut_ptr().add(g * stride);
+                    let s = scratch.scaled.as_mut_ptr().add(r * stride);
                     let row = d.add(r * n);
                     let mut j = 0;
                     while j + V::LANES <= n {
@@ -966,7 +972,7 @@ impl Kernel for SparseUpdate<'_> {
                 // SAFETY: the ISA is the caller's contract; wt holds all_rows * n values and
                 // the touched rows are below all_rows; the groups tile 0..n; mask and values
                 // have all_rows and all_rows * UPDATE_MERGE slots (`fits`); the bits set are
-                // those of this chunk's examples, whose scaled rows were just written, and
+                // those of the batch's examples, whose scaled rows were just written, and
                 // c0 + width * LANES <= n rounded up to LANES <= stride.
                 unsafe {
                     dispatch_group!(
@@ -993,8 +999,6 @@ impl Kernel for SparseUpdate<'_> {
             for &li in &scratch.touched[..touched] {
                 scratch.mask[li as usize] = 0;
             }
-            beta = None;
-            first = chunk.end;
         }
     }
 }

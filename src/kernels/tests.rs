@@ -688,8 +688,7 @@ fn check_sparse(rows: usize, k: usize, n: usize, zero_percent: u32, seed: u32) {
 fn miri_sparse_products_match_naive_every_isa() {
     // n around every vector width and group split (1..6 vectors of 1, 4, 8, 16 lanes in two
     // chains, 13 vectors in one group, 15 = 8 + 7), on both sides of the update's merging
-    // width; more rows than the update merges at once (20 = 16 + 4); all-zero and
-    // all-nonzero batches; an empty batch.
+    // width and batch size (20 rows > 16); all-zero and all-nonzero batches; an empty batch.
     for &(rows, k, n, zeros) in &[
         (3, 7, 30, 60),
         (2, 9, 120, 60),
