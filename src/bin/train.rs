@@ -368,9 +368,9 @@ struct Cli {
     /// Instruction set of the kernels [default: $SIMDNET_ISA if set, else the best this CPU
     /// has]
     ///
-    /// It must be one this CPU supports. With avx512 the GEMM runs AVX-512 and the fused
-    /// element-wise and sparse kernels AVX2, which measured faster on the short rows of a
-    /// hidden layer.
+    /// It must be one this CPU supports. With avx512 the larger products run AVX-512, and
+    /// the fused element-wise and sparse kernels and the products under 1 MFLOP AVX2, which
+    /// measured faster on a hidden layer's short rows and a small mini-batch's products.
     #[arg(
         long,
         value_name = "ISA",

@@ -817,8 +817,9 @@ unsafe fn update_group<V: Vector, const N: usize, const PARTIAL: bool>(
     }
 }
 
-/// One column group of [`SparseUpdate`] for rows of at most [`MERGE_MIN_WIDTH`] - 1 vectors,
-/// one example at a time, after the separate `beta` pass: columns `c0..` (`N` vectors).
+/// One column group of [`SparseUpdate`] where it does not merge (rows under
+/// [`MERGE_MIN_WIDTH`] vectors, batches over [`UPDATE_MERGE`]): one example at a time, after
+/// the separate `beta` pass; columns `c0..` (`N` vectors).
 ///
 /// # Safety
 ///

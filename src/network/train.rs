@@ -22,8 +22,6 @@ use crate::kernels::{
 };
 use crate::matrix::{MatMut, MatRef};
 
-/// Products of at least this many flops are split across the pool during training.
-///
 /// Products of fewer flops run on the fused kernels' ISA (AVX2 on an AVX-512 CPU, the same
 /// ISA elsewhere): the trainer's products at mini-batch 10 are a few thousand flops, and
 /// with them on AVX2 the epochs measured 3-5% faster on an AVX-512 Xeon (for [784,30,10],
@@ -31,6 +29,8 @@ use crate::matrix::{MatMut, MatRef};
 /// product with a 784-input layer (a dense first layer) on AVX-512.
 const TRAINER_SMALL_PRODUCT_FLOPS: usize = 1_000_000;
 
+/// Products of at least this many flops are split across the pool during training.
+///
 /// Lower than the GEMM's default ([`crate::gemm::PARALLEL_MIN_FLOPS`], set for isolated
 /// calls): the trainer issues products back to back from a pool thread, so the other threads
 /// are awake. Measured on 2 vCPUs (`cargo bench --bench train -- step`): at mini-batch 100 a
