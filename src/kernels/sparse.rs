@@ -109,6 +109,19 @@ impl SparseRows {
         self.nonzeros
     }
 
+    /// The positions of row `r`'s entries whose columns lie in `inputs`: the row's entries
+    /// are in column order, so its part in `inputs` is one run.
+    #[inline(always)]
+    fn entries_in(&self, r: usize, inputs: &Range<usize>) -> Range<usize> {
+        let (start, end) = (self.starts[r] as usize, self.starts[r + 1] as usize);
+        if inputs.start == 0 && inputs.end >= self.cols {
+            return start..end;
+        }
+        let row = &self.index[start..end];
+        let before = |k: usize| row.partition_point(|&i| (i as usize) < k);
+        start + before(inputs.start)..start + before(inputs.end)
+    }
+
     /// The entries of row `r`: (column, value) pairs in column order.
     #[cfg(test)]
     pub(crate) fn row(&self, r: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
@@ -844,13 +857,7 @@ unsafe fn update_group_each<V: Vector, const N: usize, const PARTIAL: bool>(
     unsafe {
         let alpha_v = V::splat(alpha);
         for r in 0..x.rows {
-            let (mut start, mut end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
-            if inputs.start > 0 || inputs.end < x.cols {
-                // The row's entries are in column order: its part in `inputs` is one run.
-                let row = &x.index[start..end];
-                let before = |k: usize| row.partition_point(|&i| (i as usize) < k);
-                (start, end) = (start + before(inputs.start), start + before(inputs.end));
-            }
+            let Range { start, end } = x.entries_in(r, &inputs);
             if start == end {
                 continue;
             }
@@ -922,84 +929,76 @@ impl Kernel for SparseUpdate<'_> {
         // SAFETY: the ISA is the caller's contract.
         let alpha = unsafe { V::splat(self.alpha) };
         let beta = (self.beta != 1.0).then_some(self.beta);
-        {
-            // Sort the batch's entries in `inputs` by input, and scale its rows of d.
-            let mut touched = 0;
-            for r in 0..x.rows {
-                let (mut start, mut end) = (x.starts[r] as usize, x.starts[r + 1] as usize);
-                if inputs.start > 0 || inputs.end < x.cols {
-                    // The row's entries are in column order: its part in `inputs` is one run.
-                    let row = &x.index[start..end];
-                    let before = |k: usize| row.partition_point(|&i| (i as usize) < k);
-                    (start, end) = (start + before(inputs.start), start + before(inputs.end));
+        // Sort the batch's entries in `inputs` by input, and scale its rows of d.
+        let mut touched = 0;
+        for r in 0..x.rows {
+            let Range { start, end } = x.entries_in(r, &inputs);
+            for e in start..end {
+                // The scan wrote only columns below x.cols, and the run keeps those in
+                // inputs, so li < all_rows: the slices' own bounds checks never fail.
+                let li = x.index[e] as usize - inputs.start;
+                let seen = scratch.mask[li];
+                scratch.touched[touched] = li as u32;
+                touched += usize::from(seen == 0);
+                // r < rows <= UPDATE_MERGE (checked above): a bit of the u16.
+                scratch.mask[li] = seen | (1 << r);
+                scratch.values[li * UPDATE_MERGE + r] = x.values[e];
+            }
+            // SAFETY: the ISA is the caller's contract. Row r of d spans r*n..(r+1)*n of
+            // its rows * n values; example r's scaled row spans r*stride..(r+1)*stride
+            // with stride = padded(n) >= n rounded up to LANES, within scratch.scaled
+            // (UPDATE_MERGE rows: `fits`), its lanes past n written as zeros.
+            unsafe {
+                let s = scratch.scaled.as_mut_ptr().add(r * stride);
+                let row = d.add(r * n);
+                let mut j = 0;
+                while j + V::LANES <= n {
+                    V::load(row.add(j)).mul(alpha).store(s.add(j));
+                    j += V::LANES;
                 }
-                for e in start..end {
-                    // The scan wrote only columns below x.cols, and the run keeps those in
-                    // inputs, so li < all_rows: the slices' own bounds checks never fail.
-                    let li = x.index[e] as usize - inputs.start;
-                    let seen = scratch.mask[li];
-                    scratch.touched[touched] = li as u32;
-                    touched += usize::from(seen == 0);
-                    // r < rows <= UPDATE_MERGE (checked above): a bit of the u16.
-                    scratch.mask[li] = seen | (1 << r);
-                    scratch.values[li * UPDATE_MERGE + r] = x.values[e];
-                }
-                // SAFETY: the ISA is the caller's contract. Row r of d spans r*n..(r+1)*n of
-                // its rows * n values; example r's scaled row spans r*stride..(r+1)*stride
-                // with stride = padded(n) >= n rounded up to LANES, within scratch.scaled
-                // (UPDATE_MERGE rows: `fits`), its lanes past n written as zeros.
-                unsafe {
-                    let s = scratch.scaled.as_mut_ptr().add(r * stride);
-                    let row = d.add(r * n);
-                    let mut j = 0;
-                    while j + V::LANES <= n {
-                        V::load(row.add(j)).mul(alpha).store(s.add(j));
-                        j += V::LANES;
-                    }
-                    if j < n {
-                        V::load_partial(row.add(j), n - j)
-                            .mul(alpha)
-                            .store(s.add(j));
-                    }
+                if j < n {
+                    V::load_partial(row.add(j), n - j)
+                        .mul(alpha)
+                        .store(s.add(j));
                 }
             }
-            let rows = if beta.is_some() {
-                None
-            } else {
-                Some(&scratch.touched[..touched])
-            };
-            for (c0, width, last_lanes) in Groups::new(n, V::LANES, MAX_WIDTH) {
-                let partial = last_lanes < V::LANES;
-                // SAFETY: the ISA is the caller's contract; wt holds all_rows * n values and
-                // the touched rows are below all_rows; the groups tile 0..n; mask and values
-                // have all_rows and all_rows * UPDATE_MERGE slots (`fits`); the bits set are
-                // those of the batch's examples, whose scaled rows were just written, and
-                // c0 + width * LANES <= n rounded up to LANES <= stride.
-                unsafe {
-                    dispatch_group!(
-                        width,
-                        partial,
-                        update_group,
-                        V,
-                        (
-                            wt,
-                            n,
-                            rows,
-                            all_rows,
-                            beta,
-                            &scratch.mask,
-                            &scratch.values,
-                            scratch.scaled.as_ptr(),
-                            stride,
-                            c0,
-                            last_lanes
-                        )
+        }
+        let rows = if beta.is_some() {
+            None
+        } else {
+            Some(&scratch.touched[..touched])
+        };
+        for (c0, width, last_lanes) in Groups::new(n, V::LANES, MAX_WIDTH) {
+            let partial = last_lanes < V::LANES;
+            // SAFETY: the ISA is the caller's contract; wt holds all_rows * n values and
+            // the touched rows are below all_rows; the groups tile 0..n; mask and values
+            // have all_rows and all_rows * UPDATE_MERGE slots (`fits`); the bits set are
+            // those of the batch's examples, whose scaled rows were just written, and
+            // c0 + width * LANES <= n rounded up to LANES <= stride.
+            unsafe {
+                dispatch_group!(
+                    width,
+                    partial,
+                    update_group,
+                    V,
+                    (
+                        wt,
+                        n,
+                        rows,
+                        all_rows,
+                        beta,
+                        &scratch.mask,
+                        &scratch.values,
+                        scratch.scaled.as_ptr(),
+                        stride,
+                        c0,
+                        last_lanes
                     )
-                }
+                )
             }
-            for &li in &scratch.touched[..touched] {
-                scratch.mask[li as usize] = 0;
-            }
+        }
+        for &li in &scratch.touched[..touched] {
+            scratch.mask[li as usize] = 0;
         }
     }
 }
