@@ -57,6 +57,7 @@ pub mod isa;
 pub mod kernels;
 pub mod matrix;
 pub mod network;
+mod pair;
 mod simd;
 
 pub use error::{Error, Result};

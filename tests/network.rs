@@ -728,20 +728,29 @@ fn unshuffled_epoch_is_consecutive_steps() {
 /// The trainer lists the nonzero inputs of a sparse training set once and takes each
 /// mini-batch from the lists; a batch too dense for the lists' buffers is gathered instead.
 /// Either way an unshuffled epoch is still exactly `step` over consecutive mini-batches, for
-/// any pool size (the lists are made in a segment per thread or two).
+/// any pool size (the lists are made in a segment per thread or two). The second shape's
+/// steps are large enough for the trainer to run the two halves of the first layer on two
+/// threads when it has them; `step` runs both on the calling thread.
 #[test]
 fn unshuffled_epoch_on_listed_sparse_inputs_is_consecutive_steps() {
-    let (n, inputs, mb) = (700, 40, 7);
+    for (inputs, hidden, mb) in [(40, 9, 7), (301, 40, 10)] {
+        unshuffled_listed_epoch_is_consecutive_steps(inputs, hidden, mb);
+    }
+}
+
+fn unshuffled_listed_epoch_is_consecutive_steps(inputs: usize, hidden: usize, mb: usize) {
+    let n = 700;
     let mut s = Stream(31);
     let mut x: Vec<f32> = (0..n * inputs)
         .map(|_| if s.unit() < 0.8 { 0.0 } else { s.unit() as f32 })
         .collect();
-    // Batch 3 (examples 21..28) is dense: more than the half of its inputs the trainer's
-    // buffer of entries holds, while its chunk of the listing stays sparse enough.
+    // Examples 21..26 are dense: their batch (21..28 at 7, 20..30 at 10) has more than the
+    // half of its inputs the trainer's buffer of entries holds, while their chunk of the
+    // listing stays sparse enough.
     x[21 * inputs..26 * inputs].fill(0.75);
     let y: Vec<u8> = (0..n).map(|_| (s.next_u64() % 3) as u8).collect();
     let data = FloatExamples::new(&x, &y, inputs).unwrap();
-    let start = Network::new(&[inputs, 9, 3], Cost::CrossEntropy, Init::Default, 8).unwrap();
+    let start = Network::new(&[inputs, hidden, 3], Cost::CrossEntropy, Init::Default, 8).unwrap();
     let config = SgdConfig {
         epochs: 2,
         mini_batch_size: mb,
@@ -776,7 +785,7 @@ fn unshuffled_epoch_on_listed_sparse_inputs_is_consecutive_steps() {
         let mut trained = start.clone();
         pool.install(|| sgd(&mut trained, &data, None, &config, &mut ()))
             .unwrap();
-        assert_eq!(trained, manual, "{threads} threads");
+        assert_eq!(trained, manual, "{threads} threads, {inputs} inputs");
     }
 }
 
@@ -810,11 +819,13 @@ fn train_in_pool(threads: usize, net: &Network, x: &[f32], y: &[u8], mb: usize) 
 fn training_is_bitwise_identical_for_any_thread_count() {
     let mut s = Stream(5);
     // Dense inputs (GEMMs split across the pool), and inputs 80% zero whose sparse first
-    // layer is split across the pool at mini-batch 100.
+    // layer's halves run on two threads (on a spinning pair), with a last batch shorter
+    // than the others.
     for (sizes, rows, mb, zeros) in [
         ([20, 12, 4], 300, 10, false),
         ([784, 100, 10], 1000, 500, false),
         ([784, 100, 10], 1000, 100, true),
+        ([784, 30, 10], 997, 10, true),
     ] {
         let (mut x, y) = random_batch(&mut s, rows, sizes[0], sizes[2]);
         if zeros {

@@ -64,7 +64,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::isa::{Isa, selected_isa, try_selected_isa};
-pub(crate) use sparse::{ListSegment, ListedRows, SparseRows, UpdateScratch};
+pub(crate) use sparse::{Half, ListSegment, ListedRows, SparseRows, UpdateScratch};
 use sparse::{SparseTimesDense, SparseUpdate};
 
 use generic::{

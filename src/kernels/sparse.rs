@@ -24,6 +24,12 @@
 //! (13 vectors of 8) reads each entry once per product. The forward product keeps a second
 //! set of accumulators for the odd entries when a row is 6 vectors or fewer, so that
 //! consecutive entries feed independent chains and the multiply-add latency stays hidden.
+//!
+//! The trainer keeps a batch's entries as two [`SparseRows`], one per [`Half`] of the inputs
+//! (columns), and runs each half on its own thread: its forward product into a partial `Z`
+//! (the two partials are then added), its update on its half of the rows of `W^T`. Listed
+//! examples record where each list crosses into the high half, so each thread copies just
+//! its half ([`SparseRows::fill_listed_half`]).
 
 use std::ops::Range;
 
@@ -45,6 +51,8 @@ pub(crate) struct SparseRows {
     rows: usize,
     /// Entries of the last batch.
     nonzeros: usize,
+    /// The columns the entries of the last batch may lie in: all of them, or a [`Half`].
+    columns: Range<usize>,
     /// Row `r`'s entries are `starts[r]..starts[r + 1]` (`max_rows + 1` slots).
     starts: Vec<u32>,
     /// Column of each entry (`max_nonzeros + MAX_LANES` slots: see [`ScanNonzeros`]).
@@ -68,6 +76,7 @@ impl SparseRows {
             max_nonzeros,
             rows: 0,
             nonzeros: 0,
+            columns: 0..cols,
             starts: vec![0; max_rows + 1],
             index: vec![0; max_nonzeros + MAX_LANES],
             values: vec![0.0; max_nonzeros + MAX_LANES],
@@ -84,6 +93,7 @@ impl SparseRows {
     pub(crate) fn fill(&mut self, kernels: &Kernels, x: &[f32], rows: usize) -> bool {
         self.rows = 0;
         self.nonzeros = 0;
+        self.columns = 0..self.cols;
         if rows.checked_mul(self.cols) != Some(x.len()) || rows >= self.starts.len() {
             return false;
         }
@@ -104,6 +114,11 @@ impl SparseRows {
         self.cols
     }
 
+    /// The most entries a batch may have.
+    pub(crate) fn capacity(&self) -> usize {
+        self.max_nonzeros
+    }
+
     /// The number of nonzero entries of the last batch.
     pub(crate) fn nonzeros(&self) -> usize {
         self.nonzeros
@@ -114,7 +129,7 @@ impl SparseRows {
     #[inline(always)]
     fn entries_in(&self, r: usize, inputs: &Range<usize>) -> Range<usize> {
         let (start, end) = (self.starts[r] as usize, self.starts[r + 1] as usize);
-        if inputs.start == 0 && inputs.end >= self.cols {
+        if inputs.start <= self.columns.start && inputs.end >= self.columns.end {
             return start..end;
         }
         let row = &self.index[start..end];
@@ -139,16 +154,38 @@ impl SparseRows {
     /// from the same examples gathered densely. `false` (and an empty batch) if they hold more
     /// entries than the capacity, there are more of them than the capacity's rows, an index
     /// is out of the list, or the list has another number of columns.
+    #[cfg(test)]
     pub(crate) fn fill_listed(&mut self, list: &ListedRows, examples: &[usize]) -> bool {
+        self.fill_listed_from(list, examples, None)
+    }
+
+    /// [`SparseRows::fill_listed`] with only the entries in `half` of the columns: the rows
+    /// that [`SparseRows::take_half`] would take from the whole batch.
+    pub(crate) fn fill_listed_half(
+        &mut self,
+        list: &ListedRows,
+        examples: &[usize],
+        half: Half,
+    ) -> bool {
+        self.fill_listed_from(list, examples, Some(half))
+    }
+
+    fn fill_listed_from(
+        &mut self,
+        list: &ListedRows,
+        examples: &[usize],
+        half: Option<Half>,
+    ) -> bool {
         self.rows = 0;
         self.nonzeros = 0;
+        self.columns = half.map_or(0..self.cols, |h| h.columns(self.cols));
         if list.cols != self.cols || examples.len() >= self.starts.len() {
             return false;
         }
         let mut count = 0;
         self.starts[0] = 0;
         for (r, &example) in examples.iter().enumerate() {
-            let Some((index, values)) = list.entries(example) else {
+            let Some((index, values)) = list.entries(example, half) else {
                 return false;
             };
             let end = count + index.len();
@@ -163,6 +200,59 @@ impl SparseRows {
         self.rows = examples.len();
         self.nonzeros = count;
         true
+    }
+
+    /// Fills the batch with the entries of `full`'s rows in `half` of the columns; `false`
+    /// (and an empty batch) if they pass the capacity or the column counts differ.
+    pub(crate) fn take_half(&mut self, full: &SparseRows, half: Half) -> bool {
+        self.rows = 0;
+        self.nonzeros = 0;
+        self.columns = half.columns(self.cols);
+        if full.cols != self.cols || full.rows >= self.starts.len() {
+            return false;
+        }
+        let mut count = 0;
+        self.starts[0] = 0;
+        for r in 0..full.rows {
+            let run = full.entries_in(r, &self.columns);
+            let end = count + run.len();
+            if end > self.max_nonzeros {
+                return false;
+            }
+            self.index[count..end].copy_from_slice(&full.index[run.clone()]);
+            self.values[count..end].copy_from_slice(&full.values[run]);
+            count = end;
+            self.starts[r + 1] = count as u32;
+        }
+        self.rows = full.rows;
+        self.nonzeros = count;
+        true
+    }
+}
+
+/// One of the two halves of a batch's columns (inputs), split at [`Half::split`]: the
+/// trainer's first layer runs each half's entries on its own thread, so that each thread
+/// reads and updates only its half of `W^T`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Half {
+    /// Columns `0..split`.
+    Low,
+    /// Columns `split..cols`.
+    High,
+}
+
+impl Half {
+    /// The first column of the high half of `cols` columns.
+    pub(crate) fn split(cols: usize) -> usize {
+        cols / 2
+    }
+
+    /// The half's columns of `cols`.
+    pub(crate) fn columns(self, cols: usize) -> Range<usize> {
+        match self {
+            Half::Low => 0..Half::split(cols),
+            Half::High => Half::split(cols)..cols,
+        }
     }
 }
 
@@ -183,11 +273,13 @@ pub(crate) struct ListedRows {
 }
 
 /// The lists of consecutive examples: example `e` of the segment has entries
-/// `starts[e]..starts[e + 1]` of `index` and `values`.
+/// `starts[e]..starts[e + 1]` of `index` and `values`, those of the [`Half::Low`] columns
+/// before `mids[e]`.
 #[derive(Debug)]
 pub(crate) struct ListSegment {
     cols: usize,
     starts: Vec<usize>,
+    mids: Vec<usize>,
     index: AnonArray<u32>,
     values: AnonArray<f32>,
 }
@@ -202,6 +294,7 @@ impl ListSegment {
         ListSegment {
             cols,
             starts: vec![0],
+            mids: Vec::new(),
             index: AnonArray::with_capacity(entries),
             values: AnonArray::with_capacity(entries),
         }
@@ -220,6 +313,11 @@ impl ListSegment {
         let fits = self.index.extend_from_slice(&batch.index[..used])
             && self.values.extend_from_slice(&batch.values[..used]);
         debug_assert!(fits, "both arrays have the capacity checked above");
+        let split = Half::split(self.cols);
+        self.mids.extend((0..batch.rows).map(|r| {
+            let run = batch.entries_in(r, &(0..split));
+            base + run.end
+        }));
         self.starts.extend(
             batch.starts[1..=batch.rows]
                 .iter()
@@ -270,11 +368,29 @@ impl ListedRows {
         Some((segment, segment.starts.get(e..e + 2)?))
     }
 
-    /// Example `e`'s entries (indices, values), if it is listed.
-    fn entries(&self, e: usize) -> Option<(&[u32], &[f32])> {
+    /// Example `e`'s entries (indices, values), or those in `half` of the columns, if it
+    /// is listed.
+    fn entries(&self, e: usize, half: Option<Half>) -> Option<(&[u32], &[f32])> {
         let (segment, bounds) = self.bounds(e)?;
-        let range = bounds[0]..bounds[1];
+        let range = match half {
+            None => bounds[0]..bounds[1],
+            Some(half) => {
+                let mid = segment.mids[e % self.per_segment];
+                match half {
+                    Half::Low => bounds[0]..mid,
+                    Half::High => mid..bounds[1],
+                }
+            }
+        };
         Some((&segment.index[range.clone()], &segment.values[range]))
+    }
+
+    /// The number of entries of the examples `examples`; `None` if one is not listed.
+    pub(crate) fn count(&self, examples: &[usize]) -> Option<usize> {
+        examples.iter().try_fold(0, |sum, &e| {
+            let (_, bounds) = self.bounds(e)?;
+            Some(sum + bounds[1] - bounds[0])
+        })
     }
 
     /// Where the entry lists of the examples `examples` are (their slots of the segments'
@@ -293,8 +409,9 @@ impl ListedRows {
     pub(crate) fn lists<'a>(
         &'a self,
         examples: &'a [usize],
+        half: Option<Half>,
     ) -> impl Iterator<Item = (&'a [u32], &'a [f32])> + 'a {
-        examples.iter().filter_map(|&e| self.entries(e))
+        examples.iter().filter_map(move |&e| self.entries(e, half))
     }
 }
 

@@ -915,6 +915,35 @@ fn miri_listed_batches_are_the_scanned_batches() {
                 "{}",
                 kern.isa()
             );
+            assert_eq!(list.count(&examples), Some(scanned.nonzeros()));
+            // Each half of the columns (0..9 and 9..19), from the list and from the scanned
+            // batch: the rows' entries in that half, nothing else.
+            for half in [Half::Low, Half::High] {
+                let columns = half.columns(cols);
+                let expected: Vec<Vec<(usize, u32)>> = listed_rows(&scanned)
+                    .into_iter()
+                    .map(|row| {
+                        row.into_iter()
+                            .filter(|(c, _)| columns.contains(c))
+                            .collect()
+                    })
+                    .collect();
+                let mut from_list = SparseRows::new(8, cols, 8 * cols);
+                assert!(from_list.fill_listed_half(&list, &examples, half));
+                let mut taken = SparseRows::new(8, cols, 8 * cols);
+                assert!(taken.take_half(&scanned, half));
+                assert_eq!(listed_rows(&from_list), expected, "{half:?}");
+                assert_eq!(listed_rows(&taken), expected, "{half:?}");
+                // The prefetch hints of a half: its entries' lists.
+                let listed_lengths: usize = list
+                    .lists(&examples, Some(half))
+                    .map(|(i, v)| {
+                        assert_eq!(i.len(), v.len());
+                        i.len()
+                    })
+                    .sum();
+                assert_eq!(listed_lengths, from_list.nonzeros());
+            }
         }
         // Refused, leaving an empty batch: an example out of the list, more entries than the
         // capacity, more rows than the capacity.
@@ -933,6 +962,9 @@ fn miri_listed_batches_are_the_scanned_batches() {
         // Another number of columns.
         let mut other = SparseRows::new(2, cols + 1, 2 * cols);
         assert!(!other.fill_listed(&list, &[0]));
+        assert!(!other.fill_listed_half(&list, &[0], Half::High));
+        assert!(!tight.fill_listed_half(&list, &[0, 23], Half::Low));
+        assert_eq!(list.count(&[0, 23]), None);
     }
 }
 
@@ -973,7 +1005,7 @@ fn list_segments_refuse_what_does_not_fit() {
     let bounds: Vec<&[usize]> = list.bounds_of(&[2, 4, 0]).collect();
     assert_eq!(bounds, [&[20, 30][..], &[0, 10][..]]);
     let lists: Vec<usize> = list
-        .lists(&[1, 7, 3])
+        .lists(&[1, 7, 3], None)
         .map(|(i, v)| i.len() + v.len())
         .collect();
     assert_eq!(lists, [20, 20]);

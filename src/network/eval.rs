@@ -67,7 +67,7 @@ impl Network {
                         forward.input_mut(rows),
                         &mut labels[..rows],
                     )?;
-                    forward.run_filled(self, &gemm, &kernels, rows)?;
+                    forward.run_filled(super::Fork::Pool, self, &gemm, &kernels, None, rows)?;
                     let labels = &labels[..rows];
                     match self.cost {
                         Cost::CrossEntropy => {

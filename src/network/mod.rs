@@ -53,10 +53,12 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
+use crate::data::mmap;
 use crate::gemm::{Gemm, Parallelism};
 pub use crate::kernels::{Activation, Optimizer};
-use crate::kernels::{Kernels, ListedRows, SparseRows, UpdateScratch};
+use crate::kernels::{Half, Kernels, ListedRows, SparseRows, UpdateScratch};
 use crate::matrix::{MatMut, MatRef};
+use crate::pair::Pair;
 
 pub use eval::Evaluation;
 pub use examples::{Examples, FloatExamples};
@@ -681,19 +683,44 @@ pub(crate) struct Forward {
     zs: Vec<Vec<f32>>,
     /// `activations[l]`: activations of layer `l` (`l = 0`: the inputs).
     activations: Vec<Vec<f32>>,
-    /// With `keeps_sparse_input`: the nonzero inputs of the last batch, when it was sparse
-    /// enough for the first layer to be computed from them (`input_is_sparse`), scanned or
-    /// filled from listed examples. Otherwise the scratch list of one block of
+    /// With `keeps_sparse_input`: the nonzero inputs of the last batch as scanned from the
+    /// input buffer (then split into `halves`). Otherwise the scratch list of one block of
     /// [`SCAN_BLOCK`] rows.
     sparse_input: SparseRows,
+    /// With `keeps_sparse_input`: the nonzero inputs of the last batch in the [`Half::Low`]
+    /// and [`Half::High`] columns, when it was sparse enough for the first layer to be
+    /// computed from them (`input_is_sparse`). Empty otherwise.
+    halves: [SparseRows; 2],
+    /// The first layer's weighted inputs from the [`Half::High`] entries, added to those of
+    /// the low half (trainer only).
+    z_high: Vec<f32>,
     input_is_sparse: bool,
     /// Whether the nonzero inputs of the whole batch are kept for the backward pass (the
     /// trainer); otherwise the first layer scans and multiplies [`SCAN_BLOCK`] rows at a
     /// time, so that the entry lists stay in L1 instead of pushing `W^T` out of L2.
     keeps_sparse_input: bool,
-    /// Whether the batch's nonzero inputs were filled from listed examples
-    /// ([`Forward::fill_listed`]) and the input buffer is not the batch.
-    listed: bool,
+}
+
+/// A batch taken from listed examples ([`Forward::listed_batch`]): the first layer copies each
+/// half of their entries on the thread that multiplies it, so that a thread's entries stay
+/// in its own cache.
+#[derive(Clone, Copy)]
+pub(crate) struct ListedBatch<'a> {
+    pub list: &'a ListedRows,
+    pub examples: &'a [usize],
+    /// Their entries in all.
+    pub entries: usize,
+    /// The next batch's examples, whose lists each thread asks the CPU to fetch once its
+    /// half of the product is done.
+    pub next: Option<&'a [usize]>,
+}
+
+impl<'a> ListedBatch<'a> {
+    /// The lists of the next batch's examples in `half` of the inputs, if there is a next
+    /// batch.
+    fn list_next(self, half: Half) -> Option<impl Iterator<Item = (&'a [u32], &'a [f32])>> {
+        Some(self.list.lists(self.next?, Some(half)))
+    }
 }
 
 /// Rows per block of an inference pass's first layer: the nonzero entries of 32 MNIST images
@@ -738,6 +765,15 @@ impl Forward {
         } else {
             capacity.min(SCAN_BLOCK)
         };
+        let max_entries = scanned_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100;
+        let half_rows = if keeps_sparse_input { capacity } else { 0 };
+        let half = || {
+            SparseRows::new(
+                half_rows,
+                net.sizes[0],
+                half_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100,
+            )
+        };
         Forward {
             capacity,
             sizes: net.sizes.clone(),
@@ -748,32 +784,40 @@ impl Forward {
             activations: std::iter::once(vec![0.0; net.sizes[0] * held_inputs])
                 .chain(net.sizes[1..].iter().map(|&s| vec![0.0; s * capacity]))
                 .collect(),
-            sparse_input: SparseRows::new(
-                scanned_rows,
-                net.sizes[0],
-                scanned_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100,
-            ),
+            sparse_input: SparseRows::new(scanned_rows, net.sizes[0], max_entries),
+            halves: [half(), half()],
+            z_high: vec![0.0; net.sizes[1] * half_rows],
             input_is_sparse: false,
             keeps_sparse_input,
-            listed: false,
         }
     }
 
     /// The input buffer of a batch of `rows` examples, to be filled before [`Forward::run_filled`].
     pub(crate) fn input_mut(&mut self, rows: usize) -> &mut [f32] {
-        self.listed = false;
         &mut self.activations[0][..rows * self.sizes[0]]
     }
 
-    /// Takes the batch of the examples `examples` from their listed nonzero inputs, to be
+    /// The batch of the examples `examples` taken from their listed nonzero inputs, to be
     /// run by [`Forward::run_filled`] as if they had been gathered into
-    /// [`Forward::input_mut`] (the same bits), without the dense rows. `false` if the batch
-    /// does not fit the buffers of entries (then nothing is taken, and the batch is to be
-    /// gathered), or these buffers are not kept for a backward pass.
-    pub(crate) fn fill_listed(&mut self, list: &ListedRows, examples: &[usize]) -> bool {
-        // When the inputs are kept, `sparse_input` has room for `capacity` rows and refuses more.
-        self.listed = self.keeps_sparse_input && self.sparse_input.fill_listed(list, examples);
-        self.listed
+    /// [`Forward::input_mut`] (the same bits), without the dense rows; `None` if the batch
+    /// does not fit the buffers of entries (then it is to be gathered), or these buffers are
+    /// not kept for a backward pass.
+    pub(crate) fn listed_batch<'a>(
+        &self,
+        list: &'a ListedRows,
+        examples: &'a [usize],
+        next: Option<&'a [usize]>,
+    ) -> Option<ListedBatch<'a>> {
+        let entries = list.count(examples)?;
+        let fits = self.keeps_sparse_input
+            && examples.len() <= self.capacity
+            && self.halves.iter().all(|h| entries <= h.capacity());
+        fits.then_some(ListedBatch {
+            list,
+            examples,
+            entries,
+            next,
+        })
     }
 
     /// The forward pass over `inputs` (`rows x sizes[0]`, row-major), read where they are:
@@ -798,46 +842,68 @@ impl Forward {
                 c_cols: self.sizes[0],
             });
         }
-        self.layers(net, gemm, kernels, Some(inputs), rows, |_, _| Ok(()))
+        let inputs = Some(inputs);
+        self.layers(
+            Fork::Pool,
+            net,
+            gemm,
+            kernels,
+            inputs,
+            None,
+            rows,
+            |_, _| Ok(()),
+        )
     }
 
-    /// The forward pass over the `rows` inputs already in [`Forward::input_mut`]: for each
-    /// layer `Z = A W^T`, then `Z += b; A' = sigmoid(Z)` in one fused pass. `Z = A W^T` is
-    /// one GEMM (`W^T` is the stored layout), except for the first layer of a batch that is
-    /// at most [`SPARSE_MAX_DENSITY_PERCENT`] nonzero, which is computed from the nonzero
-    /// inputs (see [`crate::kernels`]'s sparse products).
+    /// The forward pass over the `rows` inputs already in [`Forward::input_mut`], or over
+    /// the listed batch `listed`: for each layer `Z = A W^T`, then `Z += b; A' =
+    /// sigmoid(Z)` in one fused pass. `Z = A W^T` is one GEMM (`W^T` is the stored layout),
+    /// except for the first layer of a batch that is at most [`SPARSE_MAX_DENSITY_PERCENT`]
+    /// nonzero, which is computed from the nonzero inputs (see [`crate::kernels`]'s sparse
+    /// products). For the trainer that product is the sum of two, one per [`Half`] of the
+    /// inputs, each run on its own side of `fork`: `Z = Z_low + Z_high` whatever the fork,
+    /// so the bits do not depend on the threads.
     pub(crate) fn run_filled(
         &mut self,
+        fork: Fork<'_>,
         net: &Network,
         gemm: &Gemm,
         kernels: &Kernels,
+        listed: Option<ListedBatch<'_>>,
         rows: usize,
     ) -> Result<()> {
-        self.run_filled_then(net, gemm, kernels, rows, |_, _| Ok(()))
+        self.run_filled_then(fork, net, gemm, kernels, listed, rows, |_, _| Ok(()))
     }
 
     /// [`Forward::run_filled`], calling `hidden(l, a)` on the activations `a` of each hidden
     /// layer `l` (`1..layers`) as soon as they are computed, before the next layer's product
     /// reads them (the trainer's dropout).
+    #[allow(clippy::too_many_arguments)] // run_filled's operands and the hook
     pub(crate) fn run_filled_then(
         &mut self,
+        fork: Fork<'_>,
         net: &Network,
         gemm: &Gemm,
         kernels: &Kernels,
+        listed: Option<ListedBatch<'_>>,
         rows: usize,
         hidden: impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
-        self.layers(net, gemm, kernels, None, rows, hidden)
+        self.layers(fork, net, gemm, kernels, None, listed, rows, hidden)
     }
 
-    /// The forward pass over `inputs`, or over the inputs in [`Forward::input_mut`] if
-    /// `None`, calling `hidden` as [`Forward::run_filled_then`] does.
+    /// The forward pass over `inputs`, or the listed batch `listed`, or the inputs in
+    /// [`Forward::input_mut`] if both are `None`, calling `hidden` as
+    /// [`Forward::run_filled_then`] does.
+    #[allow(clippy::too_many_arguments)] // the pass's operands, its input and the hook
     fn layers(
         &mut self,
+        fork: Fork<'_>,
         net: &Network,
         gemm: &Gemm,
         kernels: &Kernels,
         inputs: Option<&[f32]>,
+        listed: Option<ListedBatch<'_>>,
         rows: usize,
         mut hidden: impl FnMut(usize, &mut [f32]) -> Result<()>,
     ) -> Result<()> {
@@ -847,17 +913,18 @@ impl Forward {
             zs,
             activations,
             sparse_input,
+            halves,
+            z_high,
             input_is_sparse,
             keeps_sparse_input,
-            listed,
             ..
         } = self;
         let (held_inputs, outputs) = activations.split_at_mut(1);
-        let listed = *listed && inputs.is_none();
-        if listed && sparse_input.rows() != rows {
+        let listed = listed.filter(|_| inputs.is_none());
+        if listed.is_some_and(|b| b.examples.len() != rows) {
             return Err(Error::ShapeMismatch {
                 op: "network forward pass (A = the listed batch, C = the batch run)",
-                a_rows: sparse_input.rows(),
+                a_rows: listed.map_or(0, |b| b.examples.len()),
                 a_cols: sizes[0],
                 b_rows: 0,
                 b_cols: 0,
@@ -867,14 +934,16 @@ impl Forward {
         }
         let inputs = match inputs {
             Some(inputs) => inputs,
+            // Not read when the batch is listed: the buffer does not hold it.
             None => &held_inputs[0][..rows * sizes[0]],
         };
-        if listed {
-            // Filled by `fill_listed`; the input buffer is not this batch and is not read.
-            *input_is_sparse = true;
-        } else {
-            *input_is_sparse = *keeps_sparse_input && sparse_input.fill(kernels, inputs, rows);
-        }
+        *input_is_sparse = *keeps_sparse_input
+            && (listed.is_some() || {
+                let [low, high] = &mut *halves;
+                sparse_input.fill(kernels, inputs, rows)
+                    && low.take_half(sparse_input, Half::Low)
+                    && high.take_half(sparse_input, Half::High)
+            });
         for l in 0..net.layers() {
             let (n_in, n_out) = (sizes[l], sizes[l + 1]);
             let (done, rest) = outputs.split_at_mut(l);
@@ -885,7 +954,8 @@ impl Forward {
             let a_out = &mut rest[0][..rows * n_out];
             let z = &mut zs[l][..rows * n_out];
             if l == 0 && *input_is_sparse {
-                sparse_times_dense(kernels, sparse_input, &net.weights[0], n_out, z)?;
+                let z_high = &mut z_high[..rows * n_out];
+                first_layer_in_halves(fork, kernels, halves, listed, &net.weights[0], z, z_high)?;
             } else if l == 0 && !*keeps_sparse_input {
                 first_layer_in_blocks(kernels, gemm, sparse_input, inputs, &net.weights[0], z)?;
             } else {
@@ -905,9 +975,10 @@ impl Forward {
         Ok(())
     }
 
-    /// The nonzero inputs of the last batch, if the first layer was computed from them.
-    pub(crate) fn sparse_input(&self) -> Option<&SparseRows> {
-        self.input_is_sparse.then_some(&self.sparse_input)
+    /// The nonzero inputs of the last batch in each [`Half`] of the inputs, if the first
+    /// layer was computed from them.
+    pub(crate) fn sparse_input(&self) -> Option<&[SparseRows; 2]> {
+        self.input_is_sparse.then_some(&self.halves)
     }
 
     /// Activations of layer `l` for the last batch of `rows` examples.
@@ -922,11 +993,50 @@ impl Forward {
     }
 }
 
-/// Sparse products of at least this many multiply-adds (entries times outputs) are split in
-/// two across the pool. Measured on 2 vCPUs (`cargo bench --bench train -- step`): a
-/// mini-batch of 100 MNIST images for 784-100-10 (about 1.5 million) stepped 1.3x faster
-/// split; for 784-30-10 (about 450,000) splitting made the step 1.6x slower.
+/// Sparse products of at least this many multiply-adds (entries times outputs) run their two
+/// halves in parallel on the rayon pool ([`Fork::Pool`]: `Trainer::step`, and training with
+/// one thread or a set that is not listed). Measured on 2 vCPUs (`cargo bench --bench train
+/// -- step`), split by examples then: a mini-batch of 100 MNIST images for 784-100-10 (about
+/// 1.5 million) stepped 1.3x faster split; for 784-30-10 (about 450,000) splitting made the
+/// step 1.6x slower, the cost of waking a sleeping rayon worker.
 const SPARSE_SPLIT_WORK: usize = 1_000_000;
+
+/// Sparse products of at least this many multiply-adds run their two halves in parallel on a
+/// [`Pair`] ([`Fork::Pair`]: the epochs of `sgd` on a listed set with two threads or more).
+/// A hand-over costs about 0.5 us here (a trivial join measured 524 ns on the 2-vCPU Xeon),
+/// so every MNIST step splits: [784,30,10] at mini-batch 10 (about 45,000) trained an epoch
+/// in 0.052 s split at 5,000 or 20,000, 0.059 s unsplit at 100,000.
+const PAIR_SPLIT_WORK: usize = 20_000;
+
+/// How the two halves of a sparse product run: across the rayon pool when large (an idle
+/// rayon worker sleeps, so a split pays only for large products), or on a [`Pair`], whose
+/// helper spins.
+#[derive(Clone, Copy)]
+pub(crate) enum Fork<'a> {
+    /// `rayon::join` on the current pool.
+    Pool,
+    /// [`Pair::join`].
+    Pair(&'a Pair),
+}
+
+impl Fork<'_> {
+    /// Runs `a` and `b`: in parallel when `work` (multiply-adds) is worth it on this fork,
+    /// else one after the other here.
+    fn join_if<RA: Send, RB: Send>(
+        self,
+        work: usize,
+        a: impl FnOnce() -> RA + Send,
+        b: impl FnOnce() -> RB + Send,
+    ) -> (RA, RB) {
+        match self {
+            Fork::Pool if work >= SPARSE_SPLIT_WORK && rayon::current_num_threads() >= 2 => {
+                rayon::join(a, b)
+            }
+            Fork::Pair(pair) if work >= PAIR_SPLIT_WORK => pair.join(a, b),
+            _ => (a(), b()),
+        }
+    }
+}
 
 /// `z = x W^T` for the first layer of an inference pass (`x`: `rows x k`, `wt`: `k x n`),
 /// [`SCAN_BLOCK`] rows at a time: each block's nonzero inputs are listed into `scratch` and
@@ -967,48 +1077,107 @@ fn first_layer_in_blocks(
     Ok(())
 }
 
-/// [`Kernels::sparse_times_dense`] over the whole batch, split by rows into two tasks on the
-/// pool when large (each row's result is the same bits either way).
-fn sparse_times_dense(
+/// The trainer's sparse first layer: `z = X_low W^T + X_high W^T`, each half of the inputs'
+/// entries (and its half of `W^T`) on one side of `fork`; when the batch is `listed`, each
+/// side first copies its half of the examples' entries into `halves`, and afterwards asks
+/// for its half of the next batch's lists. The sides run the same code whatever thread they
+/// are on, and the sum is formed here, so the bits do not depend on the fork.
+fn first_layer_in_halves(
+    fork: Fork<'_>,
     kernels: &Kernels,
-    x: &SparseRows,
+    halves: &mut [SparseRows; 2],
+    listed: Option<ListedBatch<'_>>,
     wt: &[f32],
-    n: usize,
-    out: &mut [f32],
+    z: &mut [f32],
+    z_high: &mut [f32],
 ) -> Result<()> {
-    let rows = x.rows();
-    if x.nonzeros() * n < SPARSE_SPLIT_WORK || rows < 2 || rayon::current_num_threads() < 2 {
-        return kernels.sparse_times_dense(x, 0..rows, wt, n, out);
-    }
-    let half = rows / 2;
-    let (lo, hi) = out.split_at_mut(half * n);
-    let (a, b) = rayon::join(
-        || kernels.sparse_times_dense(x, 0..half, wt, n, lo),
-        || kernels.sparse_times_dense(x, half..rows, wt, n, hi),
+    let k = halves[0].cols();
+    let n = wt.len().checked_div(k).unwrap_or(0);
+    let rows = z.len().checked_div(n).unwrap_or(0);
+    let [low, high] = halves;
+    let side = |half: Half, x: &mut SparseRows, out: &mut [f32]| -> Result<()> {
+        if let Some(b) = listed
+            && !x.fill_listed_half(b.list, b.examples, half)
+        {
+            return Err(Error::ShapeMismatch {
+                op: "network forward pass (A = the listed batch, B = its buffer of entries)",
+                a_rows: b.examples.len(),
+                a_cols: b.entries,
+                b_rows: 1,
+                b_cols: x.capacity(),
+                c_rows: rows,
+                c_cols: n,
+            });
+        }
+        kernels.sparse_times_dense(x, 0..rows, wt, n, out)?;
+        if let Some(next) = listed.and_then(|b| b.list_next(half)) {
+            next.for_each(|(index, values)| {
+                mmap::prefetch(index);
+                mmap::prefetch(values);
+            });
+        }
+        Ok(())
+    };
+    let work = listed.map_or(low.nonzeros() + high.nonzeros(), |b| b.entries) * n;
+    let (a, b) = fork.join_if(
+        work,
+        || side(Half::Low, low, z),
+        || side(Half::High, high, z_high),
     );
-    a.and(b)
+    a.and(b)?;
+    for (z, h) in z.iter_mut().zip(z_high.iter()) {
+        *z += *h;
+    }
+    Ok(())
 }
 
-/// [`Kernels::sparse_update`] of all of `wt`, split by inputs (rows of `W^T`) into two tasks
-/// on the pool when large (each weight gets the same bits either way), one `scratch` each.
+/// [`Kernels::sparse_update`] of all of `wt` from the entries of both [`Half`]s of the
+/// inputs, each half's rows of `W^T` on one side of `fork` (each weight gets the same bits
+/// either way), one `scratch` each.
+#[allow(clippy::too_many_arguments)] // the update's operands and its working memory
 pub(crate) fn sparse_update(
+    fork: Fork<'_>,
     kernels: &Kernels,
-    x: &SparseRows,
+    [low, high]: &[SparseRows; 2],
     d: &[f32],
     n: usize,
     (alpha, beta): (f32, f32),
     wt: &mut [f32],
     [scratch_lo, scratch_hi]: &mut [UpdateScratch; 2],
 ) -> Result<()> {
-    let k = x.cols();
-    if x.nonzeros() * n < SPARSE_SPLIT_WORK || k < 2 || rayon::current_num_threads() < 2 {
-        return kernels.sparse_update(x, 0..k, d, n, alpha, beta, wt, scratch_lo);
+    let k = low.cols();
+    let split = Half::split(k);
+    if wt.len() < split * n {
+        // Too short for k rows of n: the kernel's shape check reports it.
+        return kernels.sparse_update(low, 0..k, d, n, alpha, beta, wt, scratch_lo);
     }
-    let half = k / 2;
-    let (lo, hi) = wt.split_at_mut(half * n);
-    let (a, b) = rayon::join(
-        || kernels.sparse_update(x, 0..half, d, n, alpha, beta, lo, scratch_lo),
-        || kernels.sparse_update(x, half..k, d, n, alpha, beta, hi, scratch_hi),
+    let (wt_lo, wt_hi) = wt.split_at_mut(split * n);
+    let (a, b) = fork.join_if(
+        (low.nonzeros() + high.nonzeros()) * n,
+        || {
+            kernels.sparse_update(
+                low,
+                Half::Low.columns(k),
+                d,
+                n,
+                alpha,
+                beta,
+                wt_lo,
+                scratch_lo,
+            )
+        },
+        || {
+            kernels.sparse_update(
+                high,
+                Half::High.columns(k),
+                d,
+                n,
+                alpha,
+                beta,
+                wt_hi,
+                scratch_hi,
+            )
+        },
     );
     a.and(b)
 }

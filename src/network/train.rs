@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::eval::Evaluation;
 use super::examples::Examples;
 use super::schedule::{EtaSchedule, StopReason};
-use super::{Cost, Forward, Network, SPARSE_MAX_DENSITY_PERCENT};
+use super::{Cost, Fork, Forward, ListedBatch, Network, SPARSE_MAX_DENSITY_PERCENT};
 use crate::data::mmap;
 use crate::error::{Error, Result};
 use crate::gemm::{Gemm, Parallelism};
@@ -21,6 +21,7 @@ use crate::kernels::{
     Kernels, ListSegment, ListedRows, Optimizer, ParamStep, SparseRows, UpdateScratch,
 };
 use crate::matrix::{MatMut, MatRef};
+use crate::pair::Pair;
 
 /// Products of fewer flops run on the fused kernels' ISA (AVX2 on an AVX-512 CPU, the same
 /// ISA elsewhere): the trainer's products at mini-batch 10 are a few thousand flops, and
@@ -430,7 +431,7 @@ impl Trainer {
         }
         self.forward.input_mut(rows).copy_from_slice(inputs);
         self.labels[..rows].copy_from_slice(labels);
-        self.step_filled(net, rows, eta, lambda, n)
+        self.step_filled(Fork::Pool, net, None, rows, eta, lambda, n)
     }
 
     /// Checks that `net` is the shape of the buffers and `rows` fits them.
@@ -452,9 +453,12 @@ impl Trainer {
     /// The step over the `rows` examples already in the forward pass's input buffer and in
     /// `self.labels`. Every check that can fail runs before the first weight is written
     /// (labels are checked by the output-delta kernel, which runs before any update).
+    #[allow(clippy::too_many_arguments)] // the step's operands and where its batch is
     fn step_filled(
         &mut self,
+        fork: Fork<'_>,
         net: &mut Network,
+        listed: Option<ListedBatch<'_>>,
         rows: usize,
         eta: f32,
         lambda: f32,
@@ -492,7 +496,7 @@ impl Trainer {
         );
         let bias_step = param_step(0.0, 0.0);
         match dropout {
-            None => forward.run_filled(net, gemm, kernels, rows)?,
+            None => forward.run_filled(fork, net, gemm, kernels, listed, rows)?,
             Some(DropoutState {
                 rule,
                 step,
@@ -501,7 +505,7 @@ impl Trainer {
             }) => {
                 // Each hidden layer's activations are dropped before the next product.
                 let sizes = &net.sizes;
-                forward.run_filled_then(net, gemm, kernels, rows, |l, a| {
+                forward.run_filled_then(fork, net, gemm, kernels, listed, rows, |l, a| {
                     let len = a.len();
                     kernels.dropout(
                         rule,
@@ -572,6 +576,7 @@ impl Trainer {
                     Some(sparse) if l == 0 => {
                         grad_w.fill(0.0);
                         super::sparse_update(
+                            fork,
                             kernels,
                             sparse,
                             delta,
@@ -603,6 +608,7 @@ impl Trainer {
             match forward.sparse_input() {
                 Some(sparse) if l == 0 => {
                     super::sparse_update(
+                        fork,
                         kernels,
                         sparse,
                         delta,
@@ -1308,54 +1314,68 @@ fn sgd_on_pool(
             order.shuffle(&mut rng);
         }
         let started = Instant::now();
-        for (b, batch) in order.chunks(mb).enumerate().skip(skip_batches) {
-            let rows = batch.len();
-            let next = order.get((b + 1) * mb..((b + 2) * mb).min(n));
-            match &listed {
-                Some(listed) if trainer.forward.fill_listed(&listed.rows, batch) => {
-                    for (label, &e) in trainer.labels[..rows].iter_mut().zip(batch) {
-                        *label = listed.labels[e];
+        // The epoch's steps; `true` if the observer interrupted them (and has been given its
+        // checkpoint).
+        let mut steps = |fork: Fork<'_>| -> Result<bool> {
+            for (b, batch) in order.chunks(mb).enumerate().skip(skip_batches) {
+                let rows = batch.len();
+                let next = order.get((b + 1) * mb..((b + 2) * mb).min(n));
+                let listed_batch = listed
+                    .as_ref()
+                    .and_then(|l| trainer.forward.listed_batch(&l.rows, batch, next));
+                match (&listed, listed_batch) {
+                    (Some(listed), Some(_)) => {
+                        for (label, &e) in trainer.labels[..rows].iter_mut().zip(batch) {
+                            *label = listed.labels[e];
+                        }
+                        // Where the lists of the batch after next are; the next batch's lists
+                        // (whose places were fetched a step ago) are asked for by the first
+                        // layer, each half on its thread.
+                        if let Some(after_next) = order.get((b + 2) * mb..((b + 3) * mb).min(n)) {
+                            listed.rows.bounds_of(after_next).for_each(mmap::prefetch);
+                        }
                     }
-                    // Two stages: where the lists of the batch after next are, and the
-                    // lists of the next batch (whose places were fetched a step ago).
-                    if let Some(after_next) = order.get((b + 2) * mb..((b + 3) * mb).min(n)) {
-                        listed.rows.bounds_of(after_next).for_each(mmap::prefetch);
-                    }
-                    if let Some(next) = next {
-                        for (index, values) in listed.rows.lists(next) {
-                            mmap::prefetch(index);
-                            mmap::prefetch(values);
+                    _ => {
+                        let inputs = trainer.forward.input_mut(rows);
+                        let labels = &mut trainer.labels[..rows];
+                        if config.shuffle {
+                            training.gather(batch, inputs, labels)?;
+                        } else {
+                            let start = b * mb;
+                            training.gather_range(start..start + rows, inputs, labels)?;
+                        }
+                        if let Some(next) = next {
+                            training.prefetch(next);
                         }
                     }
                 }
-                _ => {
-                    let inputs = trainer.forward.input_mut(rows);
-                    let labels = &mut trainer.labels[..rows];
-                    if config.shuffle {
-                        training.gather(batch, inputs, labels)?;
-                    } else {
-                        let start = b * mb;
-                        training.gather_range(start..start + rows, inputs, labels)?;
+                trainer.step_filled(fork, net, listed_batch, rows, eta, config.lambda, n)?;
+                if (b + 1) % report_every == 0 && b + 1 < batches {
+                    observer.progress(epoch, (b + 1) * mb, n);
+                }
+                if b + 1 < batches && observer.interrupted() {
+                    summary.stop = StopReason::Interrupted;
+                    if observer.wants_checkpoints() {
+                        let seconds = carried_seconds + started.elapsed().as_secs_f64();
+                        let position = (epoch - 1, b + 1, seconds);
+                        let state = snapshot(&trainer, &counters, &summary, position, n, false);
+                        observer.checkpoint(net, config, &state)?;
                     }
-                    if let Some(next) = next {
-                        training.prefetch(next);
-                    }
+                    return Ok(true);
                 }
             }
-            trainer.step_filled(net, rows, eta, config.lambda, n)?;
-            if (b + 1) % report_every == 0 && b + 1 < batches {
-                observer.progress(epoch, (b + 1) * mb, n);
+            Ok(false)
+        };
+        // With two threads or more, the steps of a listed set split their first layer on a
+        // spinning pair: a step is too short for rayon's wake-ups.
+        let interrupted = match &listed {
+            Some(_) if rayon::current_num_threads() >= 2 => {
+                Pair::run(|pair| steps(Fork::Pair(pair)))?
             }
-            if b + 1 < batches && observer.interrupted() {
-                summary.stop = StopReason::Interrupted;
-                if observer.wants_checkpoints() {
-                    let seconds = carried_seconds + started.elapsed().as_secs_f64();
-                    let position = (epoch - 1, b + 1, seconds);
-                    let state = snapshot(&trainer, &counters, &summary, position, n, false);
-                    observer.checkpoint(net, config, &state)?;
-                }
-                return Ok(summary);
-            }
+            _ => steps(Fork::Pool)?,
+        };
+        if interrupted {
+            return Ok(summary);
         }
         let seconds = carried_seconds + started.elapsed().as_secs_f64();
         (skip_batches, carried_seconds) = (0, 0.0);
