@@ -420,6 +420,8 @@ struct Cli {
     ///
     /// URL/NAME.gz is fetched for each file, e.g. --mirror
     /// https://ossci-datasets.s3.amazonaws.com/mnist/
+    // The URL is help text for the terminal, not a link.
+    #[allow(rustdoc::bare_urls)]
     #[arg(long, value_name = "URL", requires = "download")]
     mirror: Vec<String>,
 }
@@ -1580,7 +1582,7 @@ impl MetricsFile {
     }
 }
 
-/// "cannot <what> <path>: <why>", with a clearer why when the directory is missing.
+/// `"cannot <what> <path>: <why>"`, with a clearer why when the directory is missing.
 fn write_problem(path: &Path, what: &str, err: &io::Error) -> String {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

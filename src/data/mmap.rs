@@ -3,7 +3,7 @@
 //! This is the only module of the data layer with `unsafe` code: one call that maps a file
 //! (the contract that makes it sound is stated once, on [`MappedFile`]), a cache prefetch
 //! hint for the pixels of a mapped file, and the typed view of an anonymous map
-//! ([`AnonArray`], large arrays filled once).
+//! (`AnonArray`, large arrays filled once).
 
 use std::fmt;
 use std::fs::File;
