@@ -10,7 +10,9 @@
 //! job, so it may never start (a pool of one thread, or a pool busy elsewhere); then the
 //! caller runs every job itself, in the same order, with the same results. Whoever runs a
 //! job, the job is the same code on the same data, so results never depend on which thread
-//! ran what.
+//! ran what. Between jobs the helper also runs pending pieces of the pool's work
+//! (`rayon::yield_now`): a large GEMM that the owner splits across the pool would otherwise
+//! find no other thread free and run all on the owner.
 //!
 //! The only `unsafe` here is the hand-over of a borrowed closure to the helper: the caller
 //! never leaves [`Pair::join`] (not even by unwinding) before the job is finished or taken
@@ -34,9 +36,10 @@ const DONE: u8 = 3;
 /// The owner left [`Pair::run`]'s closure: the helper returns.
 const CLOSED: u8 = 4;
 
-/// Spins of a waiting helper between polite yields of its core: at a few nanoseconds a spin,
-/// about 50 microseconds, longer than a step's gap between two jobs.
-const SPINS_BEFORE_YIELD: u32 = 1 << 14;
+/// Idle looks of a waiting helper between polite yields of its core: at about 0.1 us a look
+/// (the state, and the pool for pending work), about 100 microseconds, longer than a step's
+/// gap between two jobs.
+const SPINS_BEFORE_YIELD: u32 = 1 << 10;
 
 /// A job as the helper sees it: a borrowed closure with its lifetime erased.
 type ErasedJob = *const (dyn Fn() + Sync + 'static);
@@ -175,6 +178,10 @@ impl Pair {
                     spins = 0;
                 }
                 CLOSED => return,
+                // Between jobs, one piece of the pool's pending work, if any: the owner's
+                // steps may split a large GEMM across the pool, whose pieces would otherwise
+                // wait for this thread, busy here, and all run on the owner's.
+                _ if rayon::yield_now() == Some(rayon::Yield::Executed) => spins = 0,
                 _ => {
                     spins += 1;
                     if spins >= SPINS_BEFORE_YIELD {
@@ -318,6 +325,34 @@ mod tests {
             }));
             assert!(caught.is_err(), "{helper}");
         }
+    }
+
+    /// While it waits for jobs, the helper runs pieces of the pool's work that the owner
+    /// splits (a large GEMM of a step), instead of leaving them all to the owner.
+    #[test]
+    fn the_waiting_helper_takes_pool_work() {
+        use rayon::prelude::*;
+        use std::time::{Duration, Instant};
+        pool(2).install(|| {
+            Pair::run(|pair| {
+                let owner = thread::current().id();
+                // Wait (boundedly) until the helper has started and taken a job.
+                let started = Instant::now();
+                while pair.join(|| (), || thread::current().id()).1 == owner {
+                    assert!(started.elapsed() < Duration::from_secs(10), "no helper");
+                    thread::sleep(Duration::from_micros(100));
+                }
+                let threads: Vec<ThreadId> = (0..64)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(|_| {
+                        thread::sleep(Duration::from_millis(1));
+                        thread::current().id()
+                    })
+                    .collect();
+                assert!(threads.iter().any(|&t| t != owner), "all on the owner");
+            })
+        });
     }
 
     #[test]
