@@ -176,16 +176,43 @@ impl SparseRows {
         examples: &[usize],
         half: Option<Half>,
     ) -> bool {
+        let columns = half.map_or(0..self.cols, |h| h.columns(self.cols));
+        self.fill_runs(list.cols, columns, examples.len(), |r| {
+            list.entries(examples[r], half)
+        })
+    }
+
+    /// Fills the batch with the entries of `full`'s rows in `half` of the columns; `false`
+    /// (and an empty batch) if they pass the capacity or the column counts differ.
+    pub(crate) fn take_half(&mut self, full: &SparseRows, half: Half) -> bool {
+        let columns = half.columns(self.cols);
+        self.fill_runs(full.cols, columns.clone(), full.rows, |r| {
+            let run = full.entries_in(r, &columns);
+            Some((&full.index[run.clone()], &full.values[run]))
+        })
+    }
+
+    /// Fills `rows` rows, taken from a source of `source_cols` columns, whose entries lie in
+    /// `columns`: row `r`'s (indices, values) are `run(r)`. `false` (and an empty batch) if
+    /// the source has another number of columns, a run is `None`, or the rows or entries
+    /// pass the capacity.
+    fn fill_runs<'a>(
+        &mut self,
+        source_cols: usize,
+        columns: Range<usize>,
+        rows: usize,
+        mut run: impl FnMut(usize) -> Option<(&'a [u32], &'a [f32])>,
+    ) -> bool {
         self.rows = 0;
         self.nonzeros = 0;
-        self.columns = half.map_or(0..self.cols, |h| h.columns(self.cols));
-        if list.cols != self.cols || examples.len() >= self.starts.len() {
+        self.columns = columns;
+        if source_cols != self.cols || rows >= self.starts.len() {
             return false;
         }
         let mut count = 0;
         self.starts[0] = 0;
-        for (r, &example) in examples.iter().enumerate() {
-            let Some((index, values)) = list.entries(example, half) else {
+        for r in 0..rows {
+            let Some((index, values)) = run(r) else {
                 return false;
             };
             let end = count + index.len();
@@ -197,34 +224,7 @@ impl SparseRows {
             count = end;
             self.starts[r + 1] = count as u32;
         }
-        self.rows = examples.len();
-        self.nonzeros = count;
-        true
-    }
-
-    /// Fills the batch with the entries of `full`'s rows in `half` of the columns; `false`
-    /// (and an empty batch) if they pass the capacity or the column counts differ.
-    pub(crate) fn take_half(&mut self, full: &SparseRows, half: Half) -> bool {
-        self.rows = 0;
-        self.nonzeros = 0;
-        self.columns = half.columns(self.cols);
-        if full.cols != self.cols || full.rows >= self.starts.len() {
-            return false;
-        }
-        let mut count = 0;
-        self.starts[0] = 0;
-        for r in 0..full.rows {
-            let run = full.entries_in(r, &self.columns);
-            let end = count + run.len();
-            if end > self.max_nonzeros {
-                return false;
-            }
-            self.index[count..end].copy_from_slice(&full.index[run.clone()]);
-            self.values[count..end].copy_from_slice(&full.values[run]);
-            count = end;
-            self.starts[r + 1] = count as u32;
-        }
-        self.rows = full.rows;
+        self.rows = rows;
         self.nonzeros = count;
         true
     }

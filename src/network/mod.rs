@@ -765,15 +765,12 @@ impl Forward {
         } else {
             capacity.min(SCAN_BLOCK)
         };
-        let max_entries = scanned_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100;
-        let half_rows = if keeps_sparse_input { capacity } else { 0 };
-        let half = || {
-            SparseRows::new(
-                half_rows,
-                net.sizes[0],
-                half_rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100,
-            )
+        // Room for `rows` rows at the densest a batch may be and still be listed.
+        let entries_of = |rows: usize| {
+            let max_entries = rows * net.sizes[0] * SPARSE_MAX_DENSITY_PERCENT / 100;
+            SparseRows::new(rows, net.sizes[0], max_entries)
         };
+        let half_rows = if keeps_sparse_input { capacity } else { 0 };
         Forward {
             capacity,
             sizes: net.sizes.clone(),
@@ -784,8 +781,8 @@ impl Forward {
             activations: std::iter::once(vec![0.0; net.sizes[0] * held_inputs])
                 .chain(net.sizes[1..].iter().map(|&s| vec![0.0; s * capacity]))
                 .collect(),
-            sparse_input: SparseRows::new(scanned_rows, net.sizes[0], max_entries),
-            halves: [half(), half()],
+            sparse_input: entries_of(scanned_rows),
+            halves: [entries_of(half_rows), entries_of(half_rows)],
             z_high: vec![0.0; net.sizes[1] * half_rows],
             input_is_sparse: false,
             keeps_sparse_input,
