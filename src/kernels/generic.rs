@@ -812,6 +812,23 @@ unsafe fn signum<V: Vector>(w: V) -> V {
     }
 }
 
+/// `x` with its subnormal lanes replaced by zero (of the same sign); zeros, normal numbers,
+/// infinities and NaN pass unchanged.
+///
+/// # Safety
+///
+/// `V`'s instruction set is available.
+#[inline(always)]
+unsafe fn flush_subnormal<V: Vector>(x: V) -> V {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let bits = x.to_bits();
+        let magnitude = V::from_bits(V::bits_and(bits, V::splat_bits(0x7fff_ffff)));
+        let sign = V::from_bits(V::bits_and(bits, V::splat_bits(0x8000_0000)));
+        V::select(magnitude.lt(V::splat(f32::MIN_POSITIVE)), sign, x)
+    }
+}
+
 impl ParamUpdate<'_> {
     /// The step on one vector of lanes: the new `(w, s1, s2)`.
     ///
@@ -848,11 +865,11 @@ impl ParamUpdate<'_> {
                 } => {
                     let one = V::splat(1.0);
                     let (b1, b2) = (V::splat(b1), V::splat(b2));
-                    let m = b1.mul(s1).add(one.sub(b1).mul(g));
-                    let v = b2.mul(s2).add(one.sub(b2).mul(g.mul(g)));
+                    let m = flush_subnormal(b1.mul(s1).add(one.sub(b1).mul(g)));
+                    let v = flush_subnormal(b2.mul(s2).add(one.sub(b2).mul(g.mul(g))));
                     let denom = v.sqrt().mul(V::splat(c2)).add(V::splat(eps));
                     let w = w.sub(eta.mul(m.mul(V::splat(c1))).div(denom));
-                    (w, m, v)
+                    (flush_subnormal(w), m, v)
                 }
             }
         }

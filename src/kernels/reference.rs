@@ -280,7 +280,7 @@ pub fn column_sums(m: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
 }
 
 /// [`Kernels::param_update`](super::Kernels::param_update), one value at a time, in the same
-/// f32 operations and order.
+/// f32 operations and order (Adam's subnormal results flushed to zero as there).
 pub fn param_update(
     step: &super::ParamStep,
     w: &mut [f32],
@@ -319,9 +319,16 @@ pub fn param_update(
                 let t = i32::try_from(step.t).unwrap();
                 let c1 = (1.0 / (1.0 - f64::from(beta1).powi(t))) as f32;
                 let c2 = (1.0 / (1.0 - f64::from(beta2).powi(t)).sqrt()) as f32;
-                let m = beta1 * state1[i] + (1.0 - beta1) * g;
-                let v = beta2 * state2[i] + (1.0 - beta2) * (g * g);
-                w[i] = x - step.eta * (m * c1) / (v.sqrt() * c2 + epsilon);
+                let flush = |x: f32| {
+                    if x.is_subnormal() {
+                        0.0f32.copysign(x)
+                    } else {
+                        x
+                    }
+                };
+                let m = flush(beta1 * state1[i] + (1.0 - beta1) * g);
+                let v = flush(beta2 * state2[i] + (1.0 - beta2) * (g * g));
+                w[i] = flush(x - step.eta * (m * c1) / (v.sqrt() * c2 + epsilon));
                 state1[i] = m;
                 state2[i] = v;
             }
